@@ -1,0 +1,26 @@
+"""The `beatlab` command: one sub-command per stage."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from beatlab.cli.data import app as data_app
+from beatlab.errors import BeatlabError
+
+app = typer.Typer(
+    help="Build, train, hypertune, evaluate and report ECG heartbeat classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+    try:
+        app()  # standalone: typer reports usage errors itself, with exit status 2
+    except BeatlabError as err:
+        print(f"beatlab: error: {err}", file=sys.stderr)
+        sys.exit(2)

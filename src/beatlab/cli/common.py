@@ -1,0 +1,38 @@
+"""Options and printing shared by the sub-commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: $BEATLAB_DATA_DIR, else ./data)."),
+]
+Seed = Annotated[int, typer.Option(help="Random seed for splits, balancing and training.")]
+Split = Annotated[str, typer.Option(help="intra (beat-wise) or inter (patient-wise, de Chazal).")]
+Balance = Annotated[str, typer.Option(help="none, weights, oversample or smote (train only).")]
+Folds = Annotated[int | None, typer.Option(help="Patient-grouped K-fold instead of --split.")]
+Fold = Annotated[int, typer.Option(help="Which fold is the test part (with --folds).")]
+
+
+def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
+    """Print a list of same-keyed dicts as a rich table (numbers right-aligned)."""
+    table = Table(title=title)
+    for key in rows[0] if rows else []:
+        numeric = all(isinstance(r[key], int | float) for r in rows)
+        table.add_column(str(key), justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(
+            *(
+                f"{v:,}" if isinstance(v, int) else f"{v:.4f}" if isinstance(v, float) else str(v)
+                for v in row.values()
+            )
+        )
+    console.print(table)

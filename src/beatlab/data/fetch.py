@@ -1,0 +1,154 @@
+"""Get the MIT-BIH Arrhythmia Database onto disk, verified file by file against known SHA-256 sums.
+
+Every file is written to a temporary path and checked before it is renamed into place, so a
+directory that `fetch_mitdb` has touched never holds a corrupt or half-downloaded file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import urllib.error
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from beatlab.errors import BeatlabError
+from beatlab.io import atomic_path, sha256_file
+
+PHYSIONET_URL = "https://physionet.org/files/mitdb/1.0.0/"
+USER_AGENT = "beatlab"
+TIMEOUT_S = 60.0
+
+
+def load_checksums(path: Path | None = None) -> dict[str, str]:
+    """Read a `<sha256> <filename>` list; the shipped one pins exactly what we train on."""
+    if path is None:
+        text = (resources.files("beatlab.data") / "mitdb_sha256sums.txt").read_text("utf-8")
+        where: Path | str = "beatlab.data/mitdb_sha256sums.txt"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except FileNotFoundError:
+            raise BeatlabError("no such checksum list", path) from None
+        where = path
+    sums: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(maxsplit=1)
+        name = parts[-1].lstrip("*")  # `sha256sum -b` marks binary files with '*'
+        digest = parts[0].lower()
+        if len(parts) != 2 or len(digest) != 64 or not _is_hex(digest) or not _is_plain(name):
+            raise BeatlabError(f"line {lineno}: expected '<sha256> <filename>'", where)
+        sums[name] = digest
+    if not sums:
+        raise BeatlabError("checksum list is empty", where)
+    return sums
+
+
+def fetch_mitdb(
+    dest: Path,
+    *,
+    source: Path | None = None,
+    base_url: str = PHYSIONET_URL,
+    checksums: dict[str, str] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Make `dest` hold every listed file, verified; copy from `source` or download otherwise.
+
+    Files already present with the right hash are left alone, so re-running is cheap and an
+    interrupted fetch resumes where it stopped.
+    """
+    sums = load_checksums() if checksums is None else checksums
+    for name in sums:
+        if not _is_plain(name):  # a custom list must not write outside dest
+            raise BeatlabError("not a plain file name in checksum list", name)
+    dest = Path(dest)
+    if source is not None and not Path(source).is_dir():
+        raise BeatlabError("no such directory", source)
+    if dest.exists() and not dest.is_dir():
+        raise BeatlabError("not a directory", dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    if not base_url.endswith("/"):
+        base_url += "/"
+
+    with _progress_bar(progress) as bar:
+        task = bar.add_task("", total=len(sums))
+        for name, expected in sums.items():
+            bar.update(task, description=name)
+            target = dest / name
+            if not (target.is_file() and sha256_file(target) == expected):
+                with atomic_path(target) as tmp:
+                    if source is not None:
+                        _copy(Path(source) / name, tmp)
+                    else:
+                        _download(base_url + name, tmp)
+                    got = sha256_file(tmp)
+                    if got != expected:
+                        raise BeatlabError(
+                            f"checksum mismatch: expected {expected}, got {got}", target
+                        )
+            bar.advance(task)
+
+    if "RECORDS" not in sums:  # a listed RECORDS was fetched and verified like any other file
+        records = sorted({name[: -len(".hea")] for name in sums if name.endswith(".hea")})
+        with atomic_path(dest / "RECORDS") as tmp:
+            tmp.write_text("".join(f"{r}\n" for r in records), "utf-8")
+    return dest
+
+
+def verify_mitdb(dir: Path, checksums: dict[str, str] | None = None) -> list[str]:
+    """Names of listed files that are missing or differ; empty means the data is exactly ours."""
+    sums = load_checksums() if checksums is None else checksums
+    root = Path(dir)
+    return [
+        name
+        for name, expected in sums.items()
+        if not (root / name).is_file() or sha256_file(root / name) != expected
+    ]
+
+
+def _copy(src: Path, tmp: Path) -> None:
+    try:
+        shutil.copyfile(src, tmp)
+    except FileNotFoundError:
+        raise BeatlabError("no such file in source directory", src) from None
+    except OSError as e:
+        raise BeatlabError(f"cannot copy: {e.strerror or e}", src) from e
+
+
+def _download(url: str, tmp: Path) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(tmp, "wb") as f:
+            shutil.copyfileobj(response, f)
+    except urllib.error.HTTPError as e:
+        raise BeatlabError(f"download failed: HTTP {e.code} {e.reason}", url) from e
+    except urllib.error.URLError as e:
+        raise BeatlabError(f"download failed: {e.reason}", url) from e
+    except OSError as e:  # timeouts and resets while reading the body
+        raise BeatlabError(f"download failed: {e}", url) from e
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    """One bar over files on stderr, so stdout stays clean for anything piped."""
+    return Progress(
+        TextColumn("mitdb {task.description:<8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+
+
+def _is_hex(s: str) -> bool:
+    return all(c in "0123456789abcdef" for c in s)
+
+
+def _is_plain(name: str) -> bool:
+    return bool(name) and Path(name).name == name and name not in (".", "..")

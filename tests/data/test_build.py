@@ -1,0 +1,231 @@
+"""The beat builder, its cache, the splits and balancing, on generated and on real records."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from beatlab.data.balance import balance
+from beatlab.data.build import (
+    BuildParams,
+    build_beats,
+    ensure_beats,
+    load_beats,
+    read_cache_metadata,
+    segment_beats,
+)
+from beatlab.data.dataset import load_dataset
+from beatlab.data.splits import DS1, DS2, PACED, split_indices
+
+
+def test_real_database_counts_exactly(real_data_dir: Path) -> None:
+    beats = load_beats(real_data_dir / "beats.parquet")
+    assert len(beats) == 109_494
+    assert beats.counts().tolist() == [90_631, 2_781, 7_236, 803, 8_043]
+    assert beats.x.shape == (109_494, 187) and beats.x.dtype == np.float32
+    assert beats.x.min() >= 0.0 and beats.x.max() <= 1.0
+    assert len(np.unique(beats.record)) == 48
+    assert np.isfinite(beats.rr).all() and beats.rr.min() > 0.2  # 0.25 s is the shortest R-R
+
+
+def test_cache_records_params_and_sources(real_data_dir: Path) -> None:
+    meta = read_cache_metadata(real_data_dir / "beats.parquet")
+    assert meta is not None
+    assert meta["params"]["fs"] == 125 and meta["params"]["period_factor"] == 1.2
+    assert len(meta["sources"]) == 144 and meta["counts"][0] == 90_631
+    _, _, rebuilt = ensure_beats(real_data_dir)
+    assert not rebuilt
+
+
+def test_cache_rebuilds_when_params_or_sources_change(tiny_mitdb: Path) -> None:
+    root = tiny_mitdb.parent
+    assert ensure_beats(root)[2]
+    assert not ensure_beats(root)[2]
+    assert ensure_beats(root, BuildParams(period_factor=1.0))[2]
+    with open(tiny_mitdb / "101.hea", "a") as header:
+        header.write("# a comment changes the checksum, not the beats\n")
+    assert ensure_beats(root, BuildParams(period_factor=1.0))[2]
+
+
+def test_beats_start_at_r_peak_and_span_1_2_periods(tiny_mitdb: Path) -> None:
+    beats = build_beats(tiny_mitdb)
+    # 20 s with a beat every 0.8 s: 25 beats per record, every 4th (i % 4 == 0) a V.
+    assert len(beats) == 50 and beats.counts().tolist() == [36, 0, 14, 0, 0]
+    period = round(0.8 * 125)
+    span = round(1.2 * period)
+    assert np.all(beats.x[:, span:] == 0.0)
+    assert np.allclose(beats.x[:, 0], beats.x[:, 0].max(), atol=0.05)  # the R peak, near 1
+    assert np.allclose(beats.rr[1:24, 0], 0.8)
+
+
+def test_segment_beats_pads_at_record_end() -> None:
+    signal = np.sin(np.linspace(0, 60, 3600))
+    x, rr = segment_beats(signal, 360.0, np.array([100, 1000, 3590]))
+    assert x.shape == (3, 187) and rr.shape == (3, 3)
+    assert np.all(x[2, 5:] == 0.0)
+
+
+def test_inter_split_keeps_patients_apart(real_data_dir: Path) -> None:
+    beats = load_beats(real_data_dir / "beats.parquet")
+    parts = split_indices(beats, "inter", seed=3)
+    train = set(beats.record[parts["train"]]) | set(beats.record[parts["valid"]])
+    test = set(beats.record[parts["test"]])
+    assert train == set(DS1) and test == set(DS2) and not train & test
+    assert not (train | test) & set(PACED)
+
+
+def test_folds_group_records(real_data_dir: Path) -> None:
+    beats = load_beats(real_data_dir / "beats.parquet")
+    tests = []
+    for fold in range(4):
+        parts = split_indices(beats, folds=4, fold=fold, seed=1)
+        rest = set(beats.record[np.concatenate([parts["train"], parts["valid"]])])
+        test = set(beats.record[parts["test"]])
+        assert not rest & test
+        tests.append(test)
+    assert set().union(*tests) == set(np.unique(beats.record))
+
+
+def test_same_seed_same_test_set(real_data_dir: Path) -> None:
+    beats = load_beats(real_data_dir / "beats.parquet")
+    a, b = split_indices(beats, seed=7), split_indices(beats, seed=7)
+    c = split_indices(beats, seed=8)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["test"], c["test"])
+    sizes = [len(a[k]) / len(beats) for k in ("train", "valid", "test")]
+    assert sizes == pytest.approx([0.72, 0.08, 0.20], abs=0.002)
+    assert not set(a["train"]) & set(a["test"]) and not set(a["valid"]) & set(a["test"])
+
+
+@pytest.mark.parametrize("method", ["none", "weights", "oversample", "smote"])
+def test_balancing_touches_train_only(real_data_dir: Path, method: str) -> None:
+    plain = load_dataset(real_data_dir, seed=2)
+    ds = load_dataset(real_data_dir, balance=method, seed=2)
+    assert np.array_equal(ds.test.x, plain.test.x) and np.array_equal(ds.valid.y, plain.valid.y)
+    assert ds.meta["balance"] == method and ds.meta["balance_seed"] == 2
+    counts = ds.train.counts()
+    if method in ("oversample", "smote"):
+        assert np.all(counts == counts.max())
+    else:
+        assert np.array_equal(counts, plain.train.counts())
+    if method == "weights":
+        weights = np.array(ds.meta["class_weights"])
+        assert weights[3] > weights[1] > weights[0]  # F rarest, N most common
+    if method == "smote":
+        synthetic = ds.train.sample == -1
+        assert synthetic.sum() == len(ds.train) - len(plain.train)
+        assert ds.train.x.dtype == np.float32
+
+
+def test_balancing_is_seeded(tiny_mitdb: Path) -> None:
+    beats = build_beats(tiny_mitdb)
+    a, _ = balance(beats, "smote", 5, 5)
+    b, _ = balance(beats, "smote", 5, 5)
+    assert np.array_equal(a.x, b.x)
+
+
+def test_cli_build_and_info(tiny_mitdb: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = str(tiny_mitdb.parent)
+    code, out, _ = run_cli(capsys, "data", "build", "--data-dir", root)
+    assert code == 0 and "built: 50 beats" in out
+    code, out, _ = run_cli(capsys, "data", "info", "--data-dir", root, "--balance", "oversample")
+    assert code == 0 and "balance oversample" in out and "beats.parquet" in out
+
+
+def _assert_one_line_error(code: int, err: str, name: str) -> None:
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err and name in err
+
+
+def _assert_no_cache(root: Path) -> None:
+    assert [p.name for p in root.iterdir()] == ["mitdb"]
+
+
+def test_bad_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "data", "build", "--data-dir", str(tmp_path / "nowhere"))
+    _assert_one_line_error(code, err, "nowhere")
+
+
+def test_bad_record_without_atr(tiny_mitdb: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tiny_mitdb / "101.atr").unlink()
+    code, _, err = run_cli(capsys, "data", "build", "--data-dir", str(tiny_mitdb.parent))
+    _assert_one_line_error(code, err, "101.atr")
+    _assert_no_cache(tiny_mitdb.parent)
+
+
+def test_bad_truncated_dat(tiny_mitdb: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dat = tiny_mitdb / "101.dat"
+    dat.write_bytes(dat.read_bytes()[:1000])
+    code, _, err = run_cli(capsys, "data", "build", "--data-dir", str(tiny_mitdb.parent))
+    _assert_one_line_error(code, err, "101.dat")
+    assert "truncated" in err
+    _assert_no_cache(tiny_mitdb.parent)
+
+
+def test_bad_malformed_header(tiny_mitdb: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tiny_mitdb / "100.hea").write_text("this is not a header\n")
+    code, _, err = run_cli(capsys, "data", "build", "--data-dir", str(tiny_mitdb.parent))
+    _assert_one_line_error(code, err, "100.hea")
+    _assert_no_cache(tiny_mitdb.parent)
+
+
+def _formats_case(real_formats: Path, tmp_path: Path, case: str) -> Path:
+    lines = (real_formats / "ptbdb_normal_sample.csv").read_text().splitlines()[:20]
+    if case == "columns":
+        lines = [line + ",0.0" for line in lines]
+    elif case == "nan":
+        cells = lines[3].split(",")
+        cells[10] = "nan"
+        lines[3] = ",".join(cells)
+    elif case == "labels":
+        lines[5] = lines[5].rsplit(",", 1)[0] + ",7.0"
+    path = tmp_path / f"bad_{case}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [("columns", "expected 188 columns"), ("nan", "NaN"), ("labels", "labels must be")],
+)
+def test_bad_csv(
+    real_formats: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, problem: str
+) -> None:
+    path = _formats_case(real_formats, tmp_path, case)
+    code, _, err = run_cli(capsys, "data", "info", str(path))
+    _assert_one_line_error(code, err, path.name)
+    assert problem in err
+
+
+def test_bad_parquet_without_target(
+    real_formats: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    path = tmp_path / "no_target.parq"
+    pd.read_parquet(real_formats / "heart_test.parq").drop(columns="target").to_parquet(path)
+    code, _, err = run_cli(capsys, "data", "info", str(path))
+    _assert_one_line_error(code, err, "no_target.parq")
+    assert "target" in err
+
+
+def test_export_round_trips(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from beatlab.data.formats import read_beats
+
+    root = str(tiny_mitdb.parent)
+    for fmt, name in (("kaggle-csv", "mitbih_test.csv"), ("mads-parquet", "heart_big_test.parq")):
+        out = tmp_path / fmt
+        code, _, _ = run_cli(
+            capsys, "data", "export", "--data-dir", root, "--format", fmt, "--out", str(out)
+        )
+        assert code == 0
+        x, y = read_beats(out / name)
+        ds = load_dataset(tiny_mitdb.parent)
+        assert np.array_equal(x, ds.test.x) and np.array_equal(y, ds.test.y)
+    shutil.rmtree(tmp_path / "kaggle-csv")
