@@ -6,8 +6,11 @@ import sys
 
 import typer
 
+from beatlab.cli.common import print_table
 from beatlab.cli.data import app as data_app
+from beatlab.cli.train import evaluate, train
 from beatlab.errors import BeatlabError
+from beatlab.models import list_models, model_defaults
 
 app = typer.Typer(
     help="Build, train, hypertune, evaluate and report ECG heartbeat classifiers.",
@@ -15,6 +18,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.command()(train)
+app.command()(evaluate)
+
+
+@app.command()
+def models() -> None:
+    """List the registered models and their default hyperparameters."""
+    print_table(
+        [
+            {
+                "model": name,
+                "defaults": ", ".join(f"{k}={v}" for k, v in model_defaults(name).items()),
+            }
+            for name in list_models()
+        ]
+    )
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ SPLITS = ("intra", "inter")
 PARTS = ("train", "valid", "test")
 
 
-def _carve(
+def carve(
     index: np.ndarray, y: np.ndarray, frac: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stratified, seeded split of `index` into (rest, carved)."""
@@ -109,7 +109,7 @@ def split_indices(
         kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         rest, test = list(kfold.split(every, beats.y, groups=beats.record))[fold]
     elif split == "intra":
-        rest, test = _carve(every, beats.y, test_frac, seed)
+        rest, test = carve(every, beats.y, test_frac, seed)
     elif split == "inter":
         rest = every[np.isin(beats.record, DS1)]
         test = every[np.isin(beats.record, DS2)]
@@ -117,5 +117,5 @@ def split_indices(
             raise BeatlabError("the inter split needs the MIT-BIH records of DS1 and DS2")
     else:
         raise BeatlabError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
-    train, valid = _carve(np.asarray(rest), beats.y, valid_frac, seed)
+    train, valid = carve(np.asarray(rest), beats.y, valid_frac, seed)
     return {"train": train, "valid": valid, "test": np.sort(test)}

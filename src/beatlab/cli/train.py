@@ -1,0 +1,123 @@
+"""`beatlab train` and `beatlab evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from beatlab.cli.common import DataDir, console, print_table
+from beatlab.training.config import TrainConfig, load_config, parse_sets
+from beatlab.training.metrics import per_class_rows
+from beatlab.training.run import evaluate_run, train_run
+from beatlab.training.runs import DEFAULT_RUNS_DIR
+
+RunsDir = Annotated[Path, typer.Option(help="Where run directories (and mlflow.db) go.")]
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        help="MLflow tracking URI (default: sqlite:///RUNS_DIR/mlflow.db; 'none' turns it off)."
+    ),
+]
+
+
+def train(
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML/YAML/JSON config.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (see `beatlab models`).")] = None,
+    split: Annotated[str | None, typer.Option(help="intra or inter.")] = None,
+    balance: Annotated[str | None, typer.Option(help="none, weights, oversample or smote.")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    folds: Annotated[int | None, typer.Option(help="Patient-grouped K-fold.")] = None,
+    fold: Annotated[int | None, typer.Option()] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Use at most this many training (and validation) beats.")
+    ] = None,
+    train_file: Annotated[
+        str | None,
+        typer.Option(help="Train on Kaggle CSV / course Parquet file(s), comma-separated."),
+    ] = None,
+    valid_file: Annotated[str | None, typer.Option()] = None,
+    test_file: Annotated[str | None, typer.Option()] = None,
+    init_from: Annotated[
+        Path | None, typer.Option(help="Start from this run's weights with a new head (transfer).")
+    ] = None,
+    freeze_backbone: Annotated[
+        bool | None, typer.Option(help="With --init-from: train the new head only.")
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="key=value for any config field or model hyperparameter."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (default: model-timestamp).")] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    data_dir: DataDir = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Train a model; the best checkpoint (on validation macro recall) goes to RUNS_DIR/NAME."""
+    config = load_config(config_file) if config_file else TrainConfig()
+    given: dict[str, Any] = {
+        "model": model,
+        "split": split,
+        "balance": balance,
+        "epochs": epochs,
+        "seed": seed,
+        "batch_size": batch_size,
+        "lr": lr,
+        "folds": folds,
+        "fold": fold,
+        "limit": limit,
+        "train_file": train_file,
+        "valid_file": valid_file,
+        "test_file": test_file,
+        "init_from": str(init_from) if init_from else None,
+        "freeze_backbone": freeze_backbone,
+        "data_dir": str(data_dir) if data_dir else None,
+    }
+    config = config.updated({k: v for k, v in given.items() if v is not None})
+    config = config.updated(parse_sets(sets or []))
+    run_dir = train_run(config, runs_dir, name=name, tracking_uri=tracking_uri)
+    from beatlab.training.runs import read_json
+
+    info, metrics = read_json(run_dir / "run.json"), read_json(run_dir / "metrics.json")["valid"]
+    console.print(
+        f"run: [bold]{run_dir}[/]  best epoch {info['best_epoch']}/"
+        f"{info['epochs_run']}, {info['train_seconds']:.0f} s; validation accuracy "
+        f"{metrics['accuracy']:.4f}, macro recall {metrics['macro_recall']:.4f}"
+    )
+
+
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run directory.")],
+    split: Annotated[str, typer.Option(help="Which part: test, valid or train.")] = "test",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Evaluate a run's best model once on the test part (or another part): metrics.json."""
+    metrics = evaluate_run(run, split, tracking_uri=tracking_uri)
+    print_metrics(metrics, f"{run.name} on {split}")
+
+
+def print_metrics(metrics: dict[str, Any], title: str) -> None:
+    """Overall metrics, the AAMI per-class table and the confusion matrix."""
+    summary = {k: metrics[k] for k in ("n", "accuracy", "macro_recall", "macro_f1")}
+    for key in ("roc_auc", "sensitivity", "specificity"):
+        if metrics.get(key) is not None:
+            summary[key] = metrics[key]
+    print_table([summary], title=title)
+    print_table(
+        per_class_rows(metrics),
+        title="per class (Se = sensitivity, +P = positive predictive value, Sp = specificity)",
+    )
+    classes = metrics["classes"]
+    print_table(
+        [
+            {"true \\ predicted": c, **dict(zip(classes, row, strict=True))}
+            for c, row in zip(classes, metrics["confusion_matrix"], strict=True)
+        ],
+        title="confusion matrix",
+    )

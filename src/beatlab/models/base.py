@@ -1,0 +1,124 @@
+"""What every beat classifier shares: encode the beat, optionally append RR intervals, classify.
+
+Keeping the head a single final `nn.Linear` (and everything else "backbone") is what makes
+transfer learning and freezing uniform across architectures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from beatlab import BEAT_LENGTH
+from beatlab.errors import BeatlabError
+
+RR_FEATURES = 3
+"""RR features per beat: previous RR, next RR, local mean RR, in seconds."""
+
+
+def check(ok: bool, problem: str) -> None:
+    """Config validation; the registry turns the ValueError into a BeatlabError naming the model."""
+    if not ok:
+        raise ValueError(problem)
+
+
+def check_positive(**values: int) -> None:
+    for key, value in values.items():
+        check(value >= 1, f"{key} must be at least 1, got {value}")
+
+
+@dataclass(frozen=True)
+class BeatConfig:
+    """Hyperparameters every model accepts. Subclasses add their own and override defaults."""
+
+    use_rr: bool = False
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def config_to_dict(config: BeatConfig) -> dict[str, Any]:
+    """JSON-ready hparams: tuples become lists so a JSON round trip gives back an equal dict."""
+    out: dict[str, Any] = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+class BeatModel(nn.Module):
+    """Base class: subclasses build their layers, set `neck` and `head`, and define
+    `forward_features`. RR features (if `use_rr`) are appended between the two."""
+
+    name: ClassVar[str] = ""
+    config_cls: ClassVar[type[BeatConfig]] = BeatConfig
+
+    neck: nn.Module  # dense layers between features (+RR) and the head; nn.Identity if none
+    head: nn.Linear  # the final classifier, replaced by reset_head
+
+    def __init__(self, config: BeatConfig, num_classes: int) -> None:
+        super().__init__()
+        self.config = config
+        self.num_classes = num_classes
+        self.use_rr = config.use_rr
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """All hyperparameters incl. defaults: `create_model(m.name, num_classes=m.num_classes,
+        **m.hparams)` rebuilds the same architecture."""
+        return config_to_dict(self.config)
+
+    @property
+    def extra_features(self) -> int:
+        """Width added to the features before the neck (the RR intervals, if used)."""
+        return RR_FEATURES if self.use_rr else 0
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(batch, BEAT_LENGTH) beats -> (batch, features)."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, rr: Tensor | None = None) -> Tensor:
+        """(batch, 187) float32 beats [+ (batch, 3) RR seconds] -> (batch, num_classes) logits.
+
+        `rr` is ignored when the model was built without `use_rr`, so a data loader can always
+        pass it."""
+        if not torch.jit.is_tracing():  # traced sizes are tensors: checking them only warns
+            self._check_inputs(x, rr)
+        z = self.forward_features(x)
+        if self.use_rr:
+            assert rr is not None
+            z = torch.cat([z, rr.to(z.dtype)], dim=1)
+        return self.head(self.neck(z))
+
+    def _check_inputs(self, x: Tensor, rr: Tensor | None) -> None:
+        if x.ndim != 2 or x.shape[1] != BEAT_LENGTH:
+            raise BeatlabError(
+                f"model '{self.name}' expects beats shaped (batch, {BEAT_LENGTH}), "
+                f"got {tuple(x.shape)}"
+            )
+        if self.use_rr and (rr is None or rr.shape != (x.shape[0], RR_FEATURES)):
+            got = None if rr is None else tuple(rr.shape)
+            raise BeatlabError(
+                f"model '{self.name}' was built with use_rr=True and needs rr shaped "
+                f"(batch, {RR_FEATURES}) = ({x.shape[0]}, {RR_FEATURES}), got {got}"
+            )
+
+    def reset_head(self, num_classes: int) -> None:
+        """Swap in a freshly initialised classifier (transfer learning); the backbone is kept."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise BeatlabError(f"num_classes must be a positive int, got {num_classes!r}")
+        old = self.head
+        self.head = nn.Linear(
+            old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype
+        )
+        self.num_classes = num_classes
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        """Every parameter except the head's, e.g. to freeze them or give them a lower LR."""
+        in_head = {id(p) for p in self.head.parameters()}
+        return (p for p in self.parameters() if id(p) not in in_head)

@@ -1,0 +1,97 @@
+"""The dataset a TrainConfig names: the built MIT-BIH beats, or the user's own prepared files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from beatlab import CLASSES
+from beatlab.data.balance import balance as balance_beats
+from beatlab.data.build import Beats
+from beatlab.data.dataset import Dataset, load_dataset
+from beatlab.data.formats import read_beats
+from beatlab.data.splits import carve
+from beatlab.errors import BeatlabError
+from beatlab.training.config import TrainConfig
+
+PTB_CLASSES = ("normal", "abnormal")
+
+
+def _read_files(spec: str) -> Beats:
+    """One or more comma-separated Kaggle CSV / course Parquet files, as one set of beats."""
+    xs, ys, names = [], [], []
+    for item in spec.split(","):
+        path = Path(item.strip())
+        x, y = read_beats(path)
+        xs.append(x)
+        ys.append(y)
+        names.append(np.full(len(y), path.name))
+    y = np.concatenate(ys)
+    return Beats(
+        np.concatenate(xs),
+        y,
+        np.zeros((len(y), 3), np.float32),
+        np.concatenate(names),
+        np.concatenate([np.arange(len(part)) for part in ys]),
+    )
+
+
+def classes_for(labels: np.ndarray) -> tuple[str, ...]:
+    """5 classes for arrhythmia labels (0..4), 2 for PTB (0 normal, 1 abnormal)."""
+    return PTB_CLASSES if labels.max(initial=0) <= 1 else CLASSES
+
+
+def file_dataset(config: TrainConfig) -> Dataset:
+    """Train/valid/test from files; missing parts are carved (stratified, seeded) from train."""
+    assert config.train_file is not None
+    train = _read_files(config.train_file)
+    valid = _read_files(config.valid_file) if config.valid_file else None
+    test = _read_files(config.test_file) if config.test_file else None
+    everything = np.concatenate([p.y for p in (train, valid, test) if p is not None])
+    classes = classes_for(everything)
+    if test is None:
+        rest, carved = carve(np.arange(len(train)), train.y, 0.2, config.seed)
+        train, test = train.take(rest), train.take(carved)
+    if valid is None:
+        rest, carved = carve(np.arange(len(train)), train.y, 0.1, config.seed)
+        train, valid = train.take(rest), train.take(carved)
+    train, info = balance_beats(train, config.balance, config.seed, len(classes))
+    meta = {
+        "source": "files",
+        "train_file": config.train_file,
+        "valid_file": config.valid_file,
+        "test_file": config.test_file,
+        "split": "files",
+        "seed": config.seed,
+        **info,
+    }
+    return Dataset(train, valid, test, classes=classes, meta=meta)
+
+
+def dataset_for(config: TrainConfig) -> Dataset:
+    """The dataset of a config, with the training part cut to `limit` beats if set."""
+    if config.train_file:
+        if config.hparams.get("use_rr"):
+            raise BeatlabError("use_rr needs R-R intervals, which prepared beat files lack")
+        ds = file_dataset(config)
+    elif config.valid_file or config.test_file:
+        raise BeatlabError("--valid-file and --test-file need --train-file")
+    else:
+        ds = load_dataset(
+            Path(config.data_dir) if config.data_dir else None,
+            split=config.split,
+            balance=config.balance,
+            seed=config.seed,
+            folds=config.folds,
+            fold=config.fold,
+        )
+    if config.limit is not None:
+        rng = np.random.default_rng(config.seed)
+        for part in ("train", "valid"):
+            beats = ds.part(part)
+            if len(beats) > config.limit:
+                keep = np.sort(rng.choice(len(beats), config.limit, replace=False))
+                setattr(ds, part, beats.take(keep))
+        ds.meta["limit"] = config.limit
+    return ds

@@ -1,0 +1,68 @@
+"""Classification metrics in the AAMI EC57 style: what a cardiologist asks of a beat classifier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+    roc_auc_score,
+)
+
+
+def classification_metrics(
+    y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]
+) -> dict[str, Any]:
+    """Accuracy, macro recall and F1, per-class Se / +P / specificity / F1, confusion matrix.
+
+    For two classes, also ROC AUC and the sensitivity / specificity of the positive class (1).
+    Classes absent from `y_true` get Se = 0 by scikit-learn's convention (zero_division=0) and are
+    left out of the macro averages, which run over the classes present.
+    """
+    labels = np.arange(len(classes))
+    y_pred = proba.argmax(axis=1)
+    present = np.unique(y_true)
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    tn = cm.sum() - cm.sum(axis=0) - cm.sum(axis=1) + np.diag(cm)
+    fp = cm.sum(axis=0) - np.diag(cm)
+    specificity = np.divide(tn, tn + fp, out=np.zeros(len(labels)), where=(tn + fp) > 0)
+    out: dict[str, Any] = {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_recall": float(
+            recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        ),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        ),
+        "per_class": {
+            name: {
+                "Se": float(recall[i]),
+                "+P": float(precision[i]),
+                "Sp": float(specificity[i]),
+                "F1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(classes)
+        },
+        "confusion_matrix": cm.tolist(),
+        "classes": list(classes),
+    }
+    if len(classes) == 2:
+        out["sensitivity"] = float(recall[1])
+        out["specificity"] = float(specificity[1])
+        out["roc_auc"] = float(roc_auc_score(y_true, proba[:, 1])) if len(present) == 2 else None
+    return out
+
+
+def per_class_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-class part as table rows (for printing and reports)."""
+    return [{"class": name, **values} for name, values in metrics["per_class"].items()]

@@ -1,0 +1,96 @@
+"""MLflow tracking: every run (and every tuning trial) logged to a local SQLite store by default.
+
+The store is `sqlite:///<runs_dir>/mlflow.db` unless `--tracking-uri` (or MLFLOW_TRACKING_URI)
+names another, e.g. a tracking server; `none` switches tracking off. Browse it with
+`mlflow ui --backend-store-uri sqlite:///runs/mlflow.db`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def resolve_uri(uri: str | None, runs_dir: Path) -> str | None:
+    """The tracking URI to use, or None when tracking is off."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri and uri.lower() == "none":
+        return None
+    if uri:
+        return uri
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(runs_dir / 'mlflow.db').resolve()}"
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> flat MLflow params (hparams.hidden=64)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+class Tracker:
+    """A thin, optional wrapper so training code never depends on MLflow being reachable."""
+
+    def __init__(self, uri: str | None, runs_dir: Path, experiment: str) -> None:
+        self.uri = resolve_uri(uri, runs_dir)
+        self.experiment = experiment
+        self.active = False
+
+    def _mlflow(self) -> Any:
+        import mlflow
+
+        assert self.uri is not None
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment(self.experiment)
+        return mlflow
+
+    @contextlib.contextmanager
+    def run(
+        self, name: str, params: dict[str, Any], tags: dict[str, str] | None = None
+    ) -> Iterator[None]:
+        if self.uri is None:
+            yield
+            return
+        mlflow = self._mlflow()
+        with mlflow.start_run(run_name=name, tags=tags):
+            mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
+            self.active = True
+            try:
+                yield
+            finally:
+                self.active = False
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_artifacts(self, path: Path) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.log_artifacts(str(path))
+
+    def log_to_existing(self, name: str, metrics: dict[str, float]) -> None:
+        """Add metrics (e.g. test results from `evaluate`) to the latest run of that name."""
+        if self.uri is None:
+            return
+        mlflow = self._mlflow()
+        found = mlflow.search_runs(
+            filter_string=f"attributes.run_name = '{name}'", max_results=1, output_format="list"
+        )
+        if found:
+            with mlflow.start_run(run_id=found[0].info.run_id):
+                mlflow.log_metrics(metrics)

@@ -1,0 +1,184 @@
+"""The training loop: whole splits as tensors, sliced per batch; deterministic for a seed on CPU.
+
+Adam or AdamW, ReduceLROnPlateau on validation loss, early stopping on validation macro recall
+(recall matters more than precision: a missed sick beat costs more than a false alarm), optional
+class-weighted cross-entropy and gradient clipping. The test part is never seen here.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import Tensor, nn
+
+from beatlab.data.build import Beats
+from beatlab.errors import BeatlabError
+from beatlab.models import BeatModel
+from beatlab.training.config import TrainConfig
+from beatlab.training.metrics import classification_metrics
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+"""Called after each epoch with its number (1-based) and metrics; Ray Tune reports from here."""
+
+EVAL_BATCH = 4096
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that a run is repeatable on CPU."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Tensors:
+    """One part of a dataset as tensors, ready to slice."""
+
+    x: Tensor
+    y: Tensor
+    rr: Tensor
+
+    @classmethod
+    def from_beats(cls, beats: Beats) -> Tensors:
+        return cls(
+            torch.from_numpy(np.ascontiguousarray(beats.x, dtype=np.float32)),
+            torch.from_numpy(beats.y.astype(np.int64)),
+            torch.from_numpy(np.ascontiguousarray(beats.rr, dtype=np.float32)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_state: dict[str, Tensor] = field(default_factory=dict)
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    name = config.optimizer.lower()
+    if name == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise BeatlabError(f"unknown optimizer '{config.optimizer}' (choose from adam, adamw)")
+
+
+@torch.inference_mode()
+def predict_proba(model: BeatModel, data: Tensors, batch: int = EVAL_BATCH) -> np.ndarray:
+    """Class probabilities for every beat, in large batches."""
+    model.eval()
+    out = [
+        torch.softmax(model(data.x[i : i + batch], data.rr[i : i + batch]), dim=1)
+        for i in range(0, len(data), batch)
+    ]
+    return torch.cat(out).numpy() if out else np.zeros((0, model.num_classes), np.float32)
+
+
+def evaluate_loss(model: BeatModel, data: Tensors, loss_fn: nn.Module) -> tuple[float, np.ndarray]:
+    """Mean loss and probabilities on a part (validation during training)."""
+    proba = predict_proba(model, data)
+    logp = torch.log(torch.from_numpy(proba).clamp_min(1e-12))
+    return float(loss_fn(logp, data.y)), proba
+
+
+def fit(
+    model: BeatModel,
+    train: Beats,
+    valid: Beats,
+    config: TrainConfig,
+    classes: tuple[str, ...],
+    *,
+    class_weights: list[float] | None = None,
+    on_epoch: EpochCallback | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train `model` in place on `train`, select on `valid`; returns history and best weights."""
+    if len(train) == 0 or len(valid) == 0:
+        raise BeatlabError("training and validation parts must not be empty")
+    seed_everything(config.seed)
+    tr, va = Tensors.from_beats(train), Tensors.from_beats(valid)
+    weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
+    val_loss_fn = nn.NLLLoss(weight=weight)
+    optimizer = make_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=config.factor, patience=config.lr_patience
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    result = FitResult()
+    best_recall, stale = -1.0, 0
+    steps = (len(tr) + config.batch_size - 1) // config.batch_size
+    last = ""
+
+    columns = (
+        TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} batches"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[metrics]}"),
+    )
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("train", total=steps, epoch=0, epochs=config.epochs, metrics="")
+        for epoch in range(1, config.epochs + 1):
+            bar.reset(task, total=steps, epoch=epoch, epochs=config.epochs, metrics=last)
+            model.train()
+            order = torch.randperm(len(tr), generator=generator)
+            total, seen = 0.0, 0
+            for step in range(steps):
+                idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+                if len(idx) < 2 and step > 0:  # BatchNorm cannot train on a batch of one
+                    continue
+                logits = model(tr.x[idx], tr.rr[idx])
+                loss = loss_fn(logits, tr.y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                bar.advance(task)
+            val_loss, proba = evaluate_loss(model, va, val_loss_fn)
+            scheduler.step(val_loss)
+            val = classification_metrics(valid.y, proba, classes)
+            row = {
+                "epoch": epoch,
+                "train_loss": total / max(seen, 1),
+                "val_loss": val_loss,
+                "val_accuracy": val["accuracy"],
+                "val_macro_recall": val["macro_recall"],
+                "val_macro_f1": val["macro_f1"],
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+            result.history.append(row)
+            last = (
+                f"loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
+                f"val_acc {val['accuracy']:.4f} val_recall {val['macro_recall']:.4f}"
+            )
+            bar.update(task, metrics=last)
+            if val["macro_recall"] > best_recall:
+                best_recall, stale = val["macro_recall"], 0
+                result.best_epoch = epoch
+                result.best_state = copy.deepcopy(model.state_dict())
+                result.best_metrics = val
+            else:
+                stale += 1
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+            if config.early_stopping and stale >= config.early_stopping:
+                break
+    model.load_state_dict(result.best_state)
+    return result
