@@ -30,6 +30,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
+	bash scripts/ensure-chromium.sh
 	$(BIN)/pytest
 
 clean:

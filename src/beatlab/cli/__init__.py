@@ -8,7 +8,10 @@ import typer
 
 from beatlab.cli.common import print_table
 from beatlab.cli.data import app as data_app
+from beatlab.cli.predict import export, predict
+from beatlab.cli.report import report
 from beatlab.cli.train import evaluate, train
+from beatlab.cli.tune import tune
 from beatlab.errors import BeatlabError
 from beatlab.models import list_models, model_defaults
 
@@ -20,6 +23,10 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.command()(train)
 app.command()(evaluate)
+app.command()(predict)
+app.command(name="export")(export)
+app.command()(tune)
+app.command()(report)
 
 
 @app.command()

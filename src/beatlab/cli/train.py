@@ -95,11 +95,17 @@ def train(
 def evaluate(
     run: Annotated[Path, typer.Argument(help="A run directory.")],
     split: Annotated[str, typer.Option(help="Which part: test, valid or train.")] = "test",
+    test_file: Annotated[
+        str | None,
+        typer.Option(
+            help="Evaluate on Kaggle CSV / course Parquet file(s) instead, comma-separated."
+        ),
+    ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Evaluate a run's best model once on the test part (or another part): metrics.json."""
-    metrics = evaluate_run(run, split, tracking_uri=tracking_uri)
-    print_metrics(metrics, f"{run.name} on {split}")
+    metrics = evaluate_run(run, split, test_file=test_file, tracking_uri=tracking_uri)
+    print_metrics(metrics, f"{run.name} on {test_file or split}")
 
 
 def print_metrics(metrics: dict[str, Any], title: str) -> None:

@@ -153,14 +153,11 @@ def record_names(data_dir: Path) -> list[str]:
     return names
 
 
-def read_record(
-    data_dir: Path, name: str, lead: str
-) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """One record's lead, rate, beat positions and AAMI labels, with input checked file by file."""
-    base = data_dir / name
-    for ext in ("hea", "atr"):
-        if not base.with_suffix(f".{ext}").exists():
-            raise BeatlabError(f"record {name} has no .{ext} file", base.with_suffix(f".{ext}"))
+def read_header(base: Path) -> wfdb.Record:
+    """A record's header, checked against its signal files, so a bad download fails by name."""
+    name = base.name
+    if not base.with_suffix(".hea").exists():
+        raise BeatlabError(f"record {name} has no .hea file", base.with_suffix(".hea"))
     try:
         header = wfdb.rdheader(str(base))
     except Exception as err:  # wfdb raises many types for a bad header
@@ -170,7 +167,7 @@ def read_record(
             "malformed header: no signals, length or sampling rate", base.with_suffix(".hea")
         )
     for file_name in set(header.file_name):
-        dat = data_dir / file_name
+        dat = base.parent / file_name
         per_frame = sum(
             _BYTES_PER_SAMPLE.get(str(f), 2.0)
             for f, n in zip(header.fmt, header.file_name, strict=True)
@@ -182,16 +179,43 @@ def read_record(
             raise BeatlabError(f"record {name} has no signal file", dat)
         if size < expected:
             raise BeatlabError(f"truncated signal file: {size} bytes, header needs {expected}", dat)
+    return header
+
+
+def read_lead(base: Path, header: wfdb.Record, lead: str) -> tuple[np.ndarray, str]:
+    """The digital samples of `lead` (the first lead where the record has none) and its name."""
     channel = header.sig_name.index(lead) if lead in header.sig_name else 0
     try:
         rec = wfdb.rdrecord(str(base), channels=[channel], physical=False)
+    except Exception as err:
+        raise BeatlabError(f"unreadable record: {err}", base) from None
+    return rec.d_signal[:, 0], header.sig_name[channel]
+
+
+def read_annotations(base: Path) -> tuple[np.ndarray, np.ndarray]:
+    """R-peak samples and AAMI labels of the annotated beats; other annotations are dropped."""
+    try:
         ann = wfdb.rdann(str(base), "atr")
     except Exception as err:
         raise BeatlabError(f"unreadable record: {err}", base) from None
     symbols = np.asarray(ann.symbol)
     is_beat = np.isin(symbols, list(AAMI))
     labels = np.array([AAMI[s] for s in symbols[is_beat]], dtype=np.int64)
-    return rec.d_signal[:, 0], float(header.fs), np.asarray(ann.sample)[is_beat], labels
+    return np.asarray(ann.sample)[is_beat], labels
+
+
+def read_record(
+    data_dir: Path, name: str, lead: str
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """One record's lead, rate, beat positions and AAMI labels, with input checked file by file."""
+    base = data_dir / name
+    for ext in ("hea", "atr"):
+        if not base.with_suffix(f".{ext}").exists():
+            raise BeatlabError(f"record {name} has no .{ext} file", base.with_suffix(f".{ext}"))
+    header = read_header(base)
+    signal, _ = read_lead(base, header, lead)
+    peaks, labels = read_annotations(base)
+    return signal, float(header.fs), peaks, labels
 
 
 def build_beats(

@@ -93,7 +93,7 @@ def make_dataset(
     train, info = balance_beats(beats.take(index["train"]), balance, seed, len(CLASSES))
     meta = {
         "source": "mitdb",
-        "cache": str(cache),
+        "cache": str(cache.resolve()),
         "split": split,
         "seed": seed,
         "folds": folds,

@@ -18,7 +18,7 @@ from beatlab.training.config import TrainConfig
 PTB_CLASSES = ("normal", "abnormal")
 
 
-def _read_files(spec: str) -> Beats:
+def read_files(spec: str) -> Beats:
     """One or more comma-separated Kaggle CSV / course Parquet files, as one set of beats."""
     xs, ys, names = [], [], []
     for item in spec.split(","):
@@ -45,11 +45,17 @@ def classes_for(labels: np.ndarray) -> tuple[str, ...]:
 def file_dataset(config: TrainConfig) -> Dataset:
     """Train/valid/test from files; missing parts are carved (stratified, seeded) from train."""
     assert config.train_file is not None
-    train = _read_files(config.train_file)
-    valid = _read_files(config.valid_file) if config.valid_file else None
-    test = _read_files(config.test_file) if config.test_file else None
-    everything = np.concatenate([p.y for p in (train, valid, test) if p is not None])
-    classes = classes_for(everything)
+    train = read_files(config.train_file)
+    valid = read_files(config.valid_file) if config.valid_file else None
+    test = read_files(config.test_file) if config.test_file else None
+    classes = classes_for(train.y)
+    for spec, part in ((config.valid_file, valid), (config.test_file, test)):
+        if part is not None and classes_for(part.y) != classes:
+            raise BeatlabError(
+                f"labels {sorted(set(part.y.tolist()))} do not match the "
+                f"{len(classes)}-class task of the training file",
+                spec,
+            )
     if test is None:
         rest, carved = carve(np.arange(len(train)), train.y, 0.2, config.seed)
         train, test = train.take(rest), train.take(carved)
@@ -86,12 +92,18 @@ def dataset_for(config: TrainConfig) -> Dataset:
             folds=config.folds,
             fold=config.fold,
         )
-    if config.limit is not None:
-        rng = np.random.default_rng(config.seed)
+    return apply_limit(ds, config.limit, config.seed)
+
+
+def apply_limit(ds: Dataset, limit: int | None, seed: int) -> Dataset:
+    """Cut the training and validation parts to `limit` beats each (seeded); test stays whole.
+    Shared with tuning, whose trials balance a shared split themselves and then cut it."""
+    if limit is not None:
+        rng = np.random.default_rng(seed)
         for part in ("train", "valid"):
             beats = ds.part(part)
-            if len(beats) > config.limit:
-                keep = np.sort(rng.choice(len(beats), config.limit, replace=False))
+            if len(beats) > limit:
+                keep = np.sort(rng.choice(len(beats), limit, replace=False))
                 setattr(ds, part, beats.take(keep))
-        ds.meta["limit"] = config.limit
+        ds.meta["limit"] = limit
     return ds

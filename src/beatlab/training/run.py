@@ -12,7 +12,7 @@ from beatlab.data.dataset import Dataset
 from beatlab.errors import BeatlabError
 from beatlab.models import BeatModel, create_model
 from beatlab.training.config import TrainConfig
-from beatlab.training.data import dataset_for
+from beatlab.training.data import classes_for, dataset_for, read_files
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.plots import plot_confusion, plot_history
 from beatlab.training.runs import (
@@ -29,20 +29,17 @@ from beatlab.training.runs import (
     write_json,
 )
 from beatlab.training.tracking import Tracker
-from beatlab.training.trainer import EpochCallback, Tensors, fit, predict_proba
+from beatlab.training.trainer import EpochCallback, Tensors, fit, predict_proba, seed_everything
 
 
 def build_model(config: TrainConfig, num_classes: int) -> BeatModel:
-    """A fresh model, or (with init_from) one that starts from another run's weights with a new
-    head for this task, optionally with its backbone frozen."""
+    """A fresh model, or (with init_from) the source run's model and weights with a new head for
+    this task, optionally with its backbone frozen. Seeded: initial weights are part of what a
+    seed reproduces."""
+    seed_everything(config.seed)
     if not config.init_from:
         return create_model(config.model, num_classes=num_classes, **config.hparams)
-    source = load_run(Path(config.init_from))
-    model = source.model
-    if model.name != config.model:
-        raise BeatlabError(
-            f"--init-from run has model '{model.name}', not '{config.model}'", config.init_from
-        )
+    model = load_run(Path(config.init_from)).model
     model.reset_head(num_classes)
     for param in model.backbone_parameters():
         param.requires_grad = not config.freeze_backbone
@@ -62,7 +59,8 @@ def train_run(
     """Train per `config` and write a run directory; returns its path."""
     ds = dataset if dataset is not None else dataset_for(config)
     model = build_model(config, ds.num_classes)
-    config = config.updated({"hparams": model.hparams})  # full hparams: rebuildable as saved
+    # the architecture as built (the source run's with --init-from), every default spelled out
+    config = config.updated({"model": model.name, "hparams": model.hparams})
     run_dir = new_run_dir(runs_dir, name, config.model)
     try:
         _train_into(run_dir, config, ds, model, runs_dir, tracking_uri, on_epoch, progress)
@@ -135,25 +133,41 @@ def evaluate_run(
     part: str = "test",
     *,
     dataset: Dataset | None = None,
+    test_file: str | None = None,
     tracking_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of a run's best model on a part of its own dataset (rebuilt from its config)."""
+    """Metrics of a run's best model on a part of its own dataset (rebuilt from its config), or
+    on prepared beat files (`test_file`, stored in metrics.json under "file:<names>")."""
     if part not in ("train", "valid", "test"):
         raise BeatlabError(f"unknown part '{part}' (choose from train, valid, test)")
     run = load_run(run_dir)
-    ds = dataset if dataset is not None else dataset_for(run.config.updated({"limit": None}))
-    if ds.classes != run.classes:
+    if test_file:
+        beats = read_files(test_file)
+        classes = classes_for(beats.y)
+        part = "file:" + ",".join(Path(f).name for f in test_file.split(","))
+        where: str | Path = test_file
+    else:
+        ds = dataset if dataset is not None else dataset_for(run.config.updated({"limit": None}))
+        beats, classes, where = ds.part(part), ds.classes, run_dir
+    if classes != run.classes:
         raise BeatlabError(
-            f"run was trained on classes {run.classes}, data has {ds.classes}", run_dir
+            f"labels are those of a {len(classes)}-class task {classes}, but the run's model "
+            f"classifies {len(run.classes)} classes {run.classes}",
+            where,
         )
-    beats = ds.part(part)
+    if run.model.use_rr and not beats.rr.any():
+        raise BeatlabError("the run's model uses R-R intervals, which beat files lack", where)
     metrics = classification_metrics(
         beats.y, predict_proba(run.model, Tensors.from_beats(beats)), ds.classes
     )
     all_metrics = read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
     all_metrics[part] = metrics
     write_json(run_dir / METRICS, all_metrics)
-    plot_confusion(metrics, run_dir / f"confusion_{part}.png", title=f"{run_dir.name} ({part})")
+    plot_confusion(
+        metrics,
+        run_dir / f"confusion_{part.replace(':', '_')}.png",
+        title=f"{run_dir.name} ({part})",
+    )
     Tracker(tracking_uri, run_dir.parent, experiment="beatlab-train").log_to_existing(
         run_dir.name, {f"{part}_{k}": metrics[k] for k in ("accuracy", "macro_recall", "macro_f1")}
     )

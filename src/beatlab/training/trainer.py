@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 @dataclass
@@ -133,6 +135,7 @@ def fit(
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("train", total=steps, epoch=0, epochs=config.epochs, metrics="")
         for epoch in range(1, config.epochs + 1):
+            epoch_start = time.perf_counter()
             bar.reset(task, total=steps, epoch=epoch, epochs=config.epochs, metrics=last)
             model.train()
             order = torch.randperm(len(tr), generator=generator)
@@ -151,6 +154,7 @@ def fit(
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
                 bar.advance(task)
+            val_start = time.perf_counter()
             val_loss, proba = evaluate_loss(model, va, val_loss_fn)
             scheduler.step(val_loss)
             val = classification_metrics(valid.y, proba, classes)
@@ -162,6 +166,8 @@ def fit(
                 "val_macro_recall": val["macro_recall"],
                 "val_macro_f1": val["macro_f1"],
                 "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - epoch_start,
+                "val_seconds": time.perf_counter() - val_start,
             }
             result.history.append(row)
             last = (

@@ -1,0 +1,121 @@
+"""`beatlab predict` (classify every beat of a record or beat file) and `beatlab export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from beatlab.cli.common import console, print_table
+from beatlab.deploy.export import EXPORT_FILES, export_model, max_difference
+from beatlab.deploy.predict import (
+    MATCH_WINDOW_S,
+    Predictions,
+    check_beat_file,
+    predict_file,
+    predict_record,
+    table_format,
+    write_table,
+)
+from beatlab.errors import BeatlabError
+from beatlab.training.runs import load_run
+
+RunDir = Annotated[Path, typer.Option("--run", help="A run directory (from `beatlab train`).")]
+
+
+def predict(
+    run: RunDir,
+    out: Annotated[Path, typer.Option(help="Per-beat table to write: .csv or .parquet.")],
+    record: Annotated[
+        Path | None, typer.Option(help="A WFDB record, e.g. data/mitdb/208 (.hea + .dat).")
+    ] = None,
+    csv: Annotated[Path | None, typer.Option(help="Beats in the Kaggle CSV layout.")] = None,
+    parquet: Annotated[
+        Path | None, typer.Option(help="Beats in the course Parquet layout.")
+    ] = None,
+    detector: Annotated[
+        bool,
+        typer.Option(
+            "--detector",
+            "--no-annotations",
+            help="Find beats with the QRS detector even when the record has a .atr file "
+            "(which then still gives the reference labels).",
+        ),
+    ] = False,
+) -> None:
+    """Classify every beat of a WFDB record or beat file and write one row per beat."""
+    sources = {"record": record, "csv": csv, "parquet": parquet}
+    chosen = [(flag, path) for flag, path in sources.items() if path is not None]
+    if len(chosen) != 1:
+        raise BeatlabError("give exactly one of --record, --csv or --parquet")
+    flag, source = chosen[0]
+    if detector and flag != "record":
+        raise BeatlabError("--detector applies to --record only")
+    table_format(out)  # a bad output suffix fails before any work
+    if flag != "record":
+        check_beat_file(source, flag)
+    trained = load_run(run)
+    if flag == "record":
+        result = predict_record(trained, source, detector=detector)
+    else:
+        result = predict_file(trained, source)
+    write_table(result.table(), out)
+    print_summary(result, source)
+    console.print(f"wrote {len(result):,} beats to [bold]{out}[/]")
+
+
+def print_summary(result: Predictions, source: Path) -> None:
+    """Where the beats came from, beats per class, and agreement with the reference if known."""
+    if result.source == "file":
+        console.print(f"[bold]{source}[/]: {len(result):,} beats (one per row)")
+    else:
+        found = "reference annotations" if result.source == "annotations" else "QRS detector"
+        console.print(
+            f"[bold]{source}[/]: {len(result):,} beats from the {found}, lead {result.lead}, "
+            f"{result.fs:g} Hz"
+        )
+    if result.matched_against:
+        matched, annotated = int(result.known.sum()), result.matched_against
+        console.print(
+            f"detector vs annotations: {matched:,} of {annotated:,} annotated beats found within "
+            f"{MATCH_WINDOW_S * 1000:.0f} ms (Se {matched / annotated:.4f}, "
+            f"+P {matched / len(result):.4f})"
+        )
+    counts = result.counts()
+    metrics = result.agreement()
+    rows = []
+    for i, name in enumerate(result.classes):
+        row: dict[str, object] = {"class": name, "predicted": counts["predicted"][i]}
+        if metrics is not None:
+            se, ppv = metrics["per_class"][name]["Se"], metrics["per_class"][name]["+P"]
+            row.update({"reference": counts["reference"][i], "Se": se, "+P": ppv})
+        rows.append(row)
+    print_table(rows, title="beats per class (Se, +P against the reference)")
+    if metrics is not None:
+        console.print(
+            f"agreement with the reference: accuracy {metrics['accuracy']:.4f}, "
+            f"macro Se {metrics['macro_recall']:.4f} on {metrics['n']:,} beats"
+        )
+
+
+def export(
+    run: RunDir,
+    fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.")] = "onnx",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="File to write (default: model.onnx / model.pt in the run directory)."),
+    ] = None,
+) -> None:
+    """Export a run's model (dynamic batch) for ONNX Runtime or LibTorch."""
+    if fmt not in EXPORT_FILES:
+        raise BeatlabError(f"unknown export format {fmt!r} (choose from {', '.join(EXPORT_FILES)})")
+    trained = load_run(run)
+    path = export_model(
+        trained.model, trained.classes, fmt, out or run / EXPORT_FILES[fmt], name=run.name
+    )
+    diff = max_difference(trained.model, path, fmt)
+    console.print(
+        f"wrote [bold]{path}[/] ({path.stat().st_size / 1024:,.0f} KiB); largest |logit| "
+        f"difference from PyTorch on 256 random beats: {diff:.2e}"
+    )

@@ -1,0 +1,231 @@
+"""Classify every beat of a new recording, or of a file of prepared beats, with a trained run.
+
+A WFDB record is segmented exactly like the training data (`segment_beats`), at the R peaks of
+its reference annotations when it has them, else at the peaks a QRS detector finds. When a record
+has annotations and the detector is forced anyway, each detected beat takes the label of the
+annotated beat it hits, so the agreement figure covers detection and classification together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from wfdb import processing
+
+from beatlab import CLASSES
+from beatlab.data.build import (
+    BuildParams,
+    read_annotations,
+    read_header,
+    read_lead,
+    segment_beats,
+)
+from beatlab.data.formats import detect_format, read_beats
+from beatlab.errors import BeatlabError
+from beatlab.io import atomic_path
+from beatlab.models import RR_FEATURES, BeatModel
+from beatlab.training.metrics import classification_metrics
+from beatlab.training.runs import Run
+from beatlab.training.trainer import Tensors, predict_proba
+
+MATCH_WINDOW_S = 0.15
+"""A detection and an annotated beat are the same beat when this close (AAMI EC57's window)."""
+
+_SEARCH_RADIUS_S = 0.05  # how far a detection may move to the R-wave extremum
+_SMOOTH_WINDOW_S = 0.15  # baseline removal before looking for that extremum
+_TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".parq": "parquet"}
+
+
+@dataclass
+class Predictions:
+    """Every beat of one input, classified.
+
+    `reference` holds the known class (an index into `classes`) or -1 where it is unknown.
+    `sample` is the R-peak sample index at `fs` for a record, None for a file of beats.
+    """
+
+    classes: tuple[str, ...]
+    proba: np.ndarray  # (n, len(classes)) float32
+    reference: np.ndarray  # (n,) int64
+    source: str  # what found the beats: "annotations", "detector" or "file"
+    sample: np.ndarray | None = None
+    fs: float | None = None
+    lead: str | None = None
+    matched_against: int = 0  # annotated beats the detections were matched with (detector path)
+
+    def __len__(self) -> int:
+        return len(self.proba)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.proba.argmax(axis=1)
+
+    @property
+    def known(self) -> np.ndarray:
+        return self.reference >= 0
+
+    def counts(self) -> dict[str, Any]:
+        """Beats per class, predicted and (where known) in the reference."""
+        k = len(self.classes)
+        predicted = np.bincount(self.predicted, minlength=k)
+        reference = np.bincount(self.reference[self.known], minlength=k)
+        return {"predicted": predicted.tolist(), "reference": reference.tolist()}
+
+    def agreement(self) -> dict[str, Any] | None:
+        """Accuracy, per-class Se / +P and the confusion matrix on the beats with a reference."""
+        if not self.known.any():
+            return None
+        return classification_metrics(
+            self.reference[self.known], self.proba[self.known], self.classes
+        )
+
+    def table(self) -> pd.DataFrame:
+        """One row per beat: where it is, the predicted class, every probability, the reference."""
+        names = np.asarray(self.classes, dtype=object)
+        columns: dict[str, Any] = (
+            {"row": np.arange(len(self))}
+            if self.sample is None or self.fs is None
+            else {"sample": self.sample, "time_s": self.sample / self.fs}
+        )
+        columns["predicted"] = names[self.predicted]
+        columns.update({f"p_{c}": self.proba[:, i] for i, c in enumerate(self.classes)})
+        if self.known.any():
+            labels = pd.Series(names[np.maximum(self.reference, 0)], dtype="string")
+            columns["reference"] = labels.where(self.known)  # <NA>: an unmatched detection
+        return pd.DataFrame(columns)
+
+
+def classify(model: BeatModel, x: np.ndarray, rr: np.ndarray) -> np.ndarray:
+    """Class probabilities of (n, 187) beats with their (n, 3) R-R context."""
+    n = len(x)
+    data = Tensors(  # labels are not used for prediction
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        torch.zeros(n, dtype=torch.int64),
+        torch.from_numpy(np.ascontiguousarray(rr, dtype=np.float32)),
+    )
+    return predict_proba(model, data)
+
+
+def record_base(path: Path) -> Path:
+    """`mitdb/208`, `mitdb/208.hea`, `.dat` or `.atr` all name record 208."""
+    return path.with_suffix("") if path.suffix in {".hea", ".dat", ".atr"} else path
+
+
+def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
+    """R peaks by GQRS, moved to the R-wave extremum, which is where MIT-BIH's annotators mark
+    them (and so where the training beats start); two detections of one beat collapse to one."""
+    found = processing.gqrs_detect(sig=np.asarray(signal, dtype=np.float64), fs=fs)
+    if len(found) == 0:
+        return np.zeros(0, dtype=np.int64)
+    peaks = processing.correct_peaks(
+        signal,
+        np.asarray(found),
+        search_radius=round(_SEARCH_RADIUS_S * fs),
+        smooth_window_size=round(_SMOOTH_WINDOW_S * fs),
+        peak_dir="compare",
+    )
+    return np.unique(np.asarray(peaks, dtype=np.int64))
+
+
+def match_reference(
+    peaks: np.ndarray, ref_peaks: np.ndarray, ref_labels: np.ndarray, window: float
+) -> np.ndarray:
+    """The label of the annotated beat within `window` samples of each peak, else -1; an
+    annotated beat labels only the closest of the peaks near it."""
+    if len(peaks) == 0 or len(ref_peaks) == 0:
+        return np.full(len(peaks), -1, dtype=np.int64)
+    right = np.clip(np.searchsorted(ref_peaks, peaks), 0, len(ref_peaks) - 1)
+    left = np.maximum(right - 1, 0)
+    nearest = np.where(
+        np.abs(ref_peaks[right] - peaks) < np.abs(ref_peaks[left] - peaks), right, left
+    )
+    distance = np.abs(ref_peaks[nearest] - peaks)
+    order = np.lexsort((distance, nearest))
+    closest = np.zeros(len(peaks), dtype=bool)
+    closest[order[np.r_[True, nearest[order][1:] != nearest[order][:-1]]]] = True
+    return np.where(closest & (distance <= window), ref_labels[nearest], -1).astype(np.int64)
+
+
+def predict_record(run: Run, path: Path, *, detector: bool = False) -> Predictions:
+    """Classify every beat of the WFDB record at `path`; `detector` ignores its annotations for
+    finding beats (they still give the reference)."""
+    base = record_base(path)
+    header = read_header(base)
+    params = BuildParams()
+    signal, lead = read_lead(base, header, params.lead)
+    fs = float(header.fs)
+    has_atr = base.with_suffix(".atr").exists()
+    ref_peaks, ref_labels = (
+        read_annotations(base) if has_atr else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    )
+    if has_atr and not detector:
+        peaks, reference, source = ref_peaks, ref_labels, "annotations"
+    else:
+        channel = header.sig_name.index(lead)
+        physical = (signal - header.baseline[channel]) / header.adc_gain[channel]
+        peaks = detect_beats(physical, fs)
+        reference = match_reference(peaks, ref_peaks, ref_labels, MATCH_WINDOW_S * fs)
+        source = "detector"
+    if len(peaks) == 0 and source == "detector":
+        raise BeatlabError("no beats detected (flat or empty signal?)", path)
+    if len(peaks) == 0:
+        raise BeatlabError("the annotations mark no beats", path)
+    if run.classes != CLASSES:  # the annotations name AAMI classes, which this run does not use
+        reference, ref_peaks = np.full(len(peaks), -1, dtype=np.int64), ref_peaks[:0]
+    x, rr = segment_beats(signal, fs, peaks, params)
+    return Predictions(
+        classes=run.classes,
+        proba=classify(run.model, x, rr),
+        reference=reference,
+        source=source,
+        sample=np.asarray(peaks, dtype=np.int64),
+        fs=fs,
+        lead=lead,
+        matched_against=len(ref_peaks) if source == "detector" else 0,
+    )
+
+
+def predict_file(run: Run, path: Path) -> Predictions:
+    """Classify every row of a Kaggle CSV or course Parquet file; its label is the reference."""
+    if run.model.use_rr:
+        raise BeatlabError(
+            "this run's model uses R-R intervals (use_rr), which beat files lack; "
+            "classify a WFDB record instead",
+            path,
+        )
+    x, y = read_beats(path, classes=len(run.classes))
+    rr = np.zeros((len(x), RR_FEATURES), dtype=np.float32)
+    return Predictions(run.classes, classify(run.model, x, rr), y, "file")
+
+
+def check_beat_file(path: Path, fmt: str) -> None:
+    """`--csv` must name a .csv file and `--parquet` a .parquet/.parq one."""
+    wanted = {"csv": "kaggle-csv", "parquet": "mads-parquet"}[fmt]
+    if detect_format(path) != wanted:
+        raise BeatlabError(f"--{fmt} needs a {'.csv' if fmt == 'csv' else '.parquet'} file", path)
+
+
+def table_format(path: Path) -> str:
+    """csv or parquet, from the output file's suffix."""
+    fmt = _TABLE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise BeatlabError("output must end in .csv, .parquet or .parq", path)
+    return fmt
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write the per-beat table as CSV or Parquet (by suffix), atomically."""
+    fmt = table_format(path)
+    try:
+        with atomic_path(path) as tmp:
+            if fmt == "csv":
+                table.to_csv(tmp, index=False)
+            else:
+                table.to_parquet(tmp, index=False)
+    except OSError as err:
+        raise BeatlabError(f"cannot write: {err.strerror or err}", path) from err

@@ -1,0 +1,372 @@
+"""The report of runs and experiments: the study's tables and figures, as HTML and Markdown.
+
+OUT/report.html   self-contained (figures inlined as data URIs): open it anywhere
+OUT/report.md     the same content, linking the PNG figures written beside it in OUT
+
+The content depends only on the inputs (no timestamps), so a report can be regenerated and
+compared.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from beatlab import CLASSES
+from beatlab.errors import BeatlabError
+from beatlab.io import atomic_path
+from beatlab.models import BeatModel, create_model, describe
+from beatlab.reporting.document import (
+    Block,
+    Document,
+    Figure,
+    Heading,
+    Table,
+    Text,
+    to_html,
+    to_markdown,
+)
+from beatlab.reporting.figures import plot_metric_vs, plot_parallel
+from beatlab.reporting.provenance import provenance
+from beatlab.reporting.sources import STUDY_COLUMNS, Experiment, load_source, plain, show
+from beatlab.training.config import TrainConfig
+from beatlab.training.metrics import per_class_rows
+from beatlab.training.plots import plot_confusion, plot_history
+from beatlab.training.runs import HISTORY, Run
+
+HTML, MARKDOWN = "report.html", "report.md"
+MAX_TRIALS = 20
+"""Trials listed per experiment (best first); the figures show all of them."""
+
+Source = Run | Experiment
+
+
+def write_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
+    """Write OUT/report.html and OUT/report.md (+ figures); returns their paths. Every input is
+    read before anything is written, so a bad path leaves OUT untouched."""
+    if not paths:
+        raise BeatlabError("give at least one run or experiment directory")
+    sources = [load_source(Path(p)) for p in paths]
+    doc = build_document(sources, out_dir)
+    with atomic_path(out_dir / MARKDOWN) as tmp:
+        tmp.write_text(to_markdown(doc))
+    with atomic_path(out_dir / HTML) as tmp:
+        tmp.write_text(to_html(doc, out_dir))
+    return out_dir / HTML, out_dir / MARKDOWN
+
+
+@dataclass
+class _Figures:
+    """Unique PNG paths in the output directory, named after what they show."""
+
+    out_dir: Path
+    used: set[str] = field(default_factory=set)
+
+    def new(self, stem: str) -> Path:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "figure"
+        name, n = f"{base}.png", 2
+        while name in self.used:
+            name, n = f"{base}-{n}.png", n + 1
+        self.used.add(name)
+        return self.out_dir / name
+
+
+def build_document(sources: list[Source], out_dir: Path) -> Document:
+    """All sections; figures are written to `out_dir` as they are made."""
+    labels = _labels(sources)
+    figures = _Figures(out_dir)
+    doc = Document("beatlab report")
+    doc.add(
+        Table(
+            ["input", "kind", "model", "directory"],
+            [
+                [label, _kind(source), _model_name(source), str(source.path)]
+                for label, source in zip(labels, sources, strict=True)
+            ],
+            caption="inputs",
+        ),
+        Heading("Best configurations"),
+        Text(
+            "The study's columns. Accuracy and recall macro are on the validation part, where "
+            "the search chose; iterations are training epochs. Test results follow."
+        ),
+        Table(
+            ["input", "model", *STUDY_COLUMNS],
+            [
+                [label, _model_name(source), *_study_cells(_best_values(source))]
+                for label, source in zip(labels, sources, strict=True)
+            ],
+        ),
+        *_test_results(labels, sources),
+    )
+    for label, source in zip(labels, sources, strict=True):
+        if isinstance(source, Run):
+            _run_section(doc, figures, label, source)
+        else:
+            _experiment_section(doc, figures, label, source)
+    doc.add(*provenance(list(zip(labels, sources, strict=True))))
+    return doc
+
+
+def _labels(sources: list[Source]) -> list[str]:
+    """Directory names, made unique."""
+    labels: list[str] = []
+    for source in sources:
+        label, n = source.path.name, 2
+        while label in labels:
+            label, n = f"{source.path.name} ({n})", n + 1
+        labels.append(label)
+    return labels
+
+
+def _kind(source: Source) -> str:
+    return "run" if isinstance(source, Run) else f"experiment, {len(source.trials)} trials"
+
+
+def _config(source: Source) -> TrainConfig | None:
+    if isinstance(source, Run):
+        return source.config
+    return source.best_run.config if source.best_run is not None else source.best_config
+
+
+def _model_name(source: Source) -> str:
+    config = _config(source)
+    if config is not None:
+        return config.model
+    model = source.best_trial.get("model") if isinstance(source, Experiment) else None
+    return show(model)
+
+
+def _best_values(source: Source) -> dict[str, Any]:
+    """The study's columns of a run, or of an experiment's best trial (filled from its config)."""
+    config = _config(source)
+    values: dict[str, Any] = {}
+    if config is not None:
+        values = {
+            "batch": config.batch_size,
+            "factor": config.factor,
+            "training set": config.balance,
+            **config.hparams,
+        }
+    if isinstance(source, Experiment):
+        return {**values, **source.best_trial}
+    valid = source.metrics.get("valid", {})
+    return {
+        **values,
+        "iterations": source.info.get("epochs_run"),
+        "accuracy": valid.get("accuracy"),
+        "recall macro": valid.get("macro_recall"),
+    }
+
+
+def _study_cells(values: dict[str, Any]) -> list[str]:
+    return [
+        _score(values.get(c)) if c in ("accuracy", "recall macro") else show(values.get(c))
+        for c in STUDY_COLUMNS
+    ]
+
+
+def _score(value: Any) -> str:
+    return "–" if value is None or pd.isna(value) else f"{float(value):.4f}"
+
+
+def _test_metrics(source: Source) -> dict[str, Any] | None:
+    if isinstance(source, Run):
+        return source.metrics.get("test")
+    return source.test_metrics
+
+
+def _test_results(labels: list[str], sources: list[Source]) -> list[Block]:
+    """Overall test metrics, one row per input evaluated on test (an experiment's best)."""
+    extras = ("roc_auc", "sensitivity", "specificity")
+    rows, missing = [], []
+    tested = [(label, _test_metrics(source)) for label, source in zip(labels, sources, strict=True)]
+    shown = [k for k in extras if any(m and m.get(k) is not None for _, m in tested)]
+    for label, metrics in tested:
+        if metrics is None:
+            missing.append(label)
+            continue
+        rows.append(
+            [
+                label,
+                f"{metrics['n']:,}" if "n" in metrics else "–",
+                *(_score(metrics.get(k)) for k in ("accuracy", "macro_recall", "macro_f1")),
+                *(_score(metrics.get(k)) for k in shown),
+            ]
+        )
+    blocks: list[Block] = [Heading("Test results")]
+    if rows:
+        blocks.append(
+            Table(["input", "beats", "accuracy", "recall macro", "f1 macro", *shown], rows)
+        )
+    if missing:
+        blocks.append(
+            Text("No test metrics (for a run: `beatlab evaluate RUN`): " + ", ".join(missing))
+        )
+    return blocks
+
+
+def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None:
+    info = run.info
+    doc.add(
+        Heading(f"Run {label}"),
+        Text(
+            f"{run.path}: {run.config.model}, best epoch {info.get('best_epoch', '–')} of "
+            f"{info.get('epochs_run', '–')}, trained in {info.get('train_seconds', '–')} s on "
+            f"{info.get('train_beats', 0):,} beats (validation: {info.get('valid_beats', 0):,})."
+        ),
+    )
+    _architecture(doc, run.model, "Architecture")
+    metrics = run.metrics
+    part = "test" if "test" in metrics else "valid"
+    if part in metrics:
+        _classification(doc, figures, label, metrics[part], part)
+    _learning_curves(doc, figures, label, run.path)
+
+
+def _experiment_section(doc: Document, figures: _Figures, label: str, exp: Experiment) -> None:
+    trials, metric = exp.trials, exp.metric
+    doc.add(
+        Heading(f"Experiment {label}"),
+        Text(f"{exp.path}: {len(trials)} trials, ranked by {metric} on the validation part."),
+        Heading("Search space", 3),
+    )
+    if exp.space:
+        doc.add(
+            Table(
+                ["hyperparameter", "distribution", "values"],
+                [[p.name, p.kind, p.values] for p in exp.space],
+            )
+        )
+    else:
+        doc.add(Text("No search-space file (search_space.toml or space.toml) in the experiment."))
+    tuned = exp.tuned
+    ids = [c for c in ("trial", "trial_id") if c in trials][:1]
+    columns = list(dict.fromkeys(c for c in (*ids, *STUDY_COLUMNS, metric, *tuned) if c in trials))
+    top = trials.head(MAX_TRIALS)
+    doc.add(
+        Heading("Trials", 3),
+        Table(
+            ["rank", *columns],
+            [
+                [str(rank), *_trial_cells(row, columns, metric)]
+                for rank, (_, row) in enumerate(top.iterrows(), 1)
+            ],
+            caption=f"best {len(top)} of {len(trials)} trials by {metric}",
+        ),
+    )
+    if tuned:
+        log = {p.name for p in exp.space if "log" in p.kind}
+        doc.add(Heading(f"{metric} versus each tuned hyperparameter", 3))
+        for param in tuned:
+            path = figures.new(f"{label}-{metric}-vs-{param}")
+            plot_metric_vs(trials, param, metric, path, log=param in log)
+            doc.add(Figure(path.name, f"{metric} of every trial against {param}; best as a star"))
+        path = figures.new(f"{label}-parallel-coordinates")
+        plot_parallel(trials, tuned, metric, path)
+        doc.add(
+            Heading("Parallel coordinates", 3),
+            Figure(
+                path.name, f"every trial across the tuned hyperparameters, coloured by {metric}"
+            ),
+        )
+    _best_of_experiment(doc, figures, label, exp)
+
+
+def _trial_cells(row: pd.Series, columns: list[str], metric: str) -> list[str]:
+    scores = {"accuracy", "recall macro", "f1 macro", metric}
+    return [_score(row[c]) if c in scores else show(plain(row[c])) for c in columns]
+
+
+def _best_of_experiment(doc: Document, figures: _Figures, label: str, exp: Experiment) -> None:
+    """The best configuration's architecture and, where evaluated, its test results."""
+    test = exp.test_metrics
+    if exp.best_run is not None:
+        model: BeatModel | None = exp.best_run.model
+    elif exp.best_config is not None:
+        classes = test.get("classes", CLASSES) if test else CLASSES
+        model = create_model(
+            exp.best_config.model, num_classes=len(classes), **exp.best_config.hparams
+        )
+    else:
+        model = None
+    if model is not None:
+        _architecture(doc, model, "Architecture of the best configuration")
+    if test is not None and "per_class" in test:
+        _classification(doc, figures, f"{label}-best", test, "test")
+    if exp.best_run is not None:
+        _learning_curves(doc, figures, f"{label}-best", exp.best_run.path)
+
+
+def _architecture(doc: Document, model: BeatModel, title: str) -> None:
+    """The layer table of the model object itself (a dummy forward gives the output shapes)."""
+    rows = describe(model)
+    total = sum(r["params"] for r in rows)
+    settings = ", ".join(f"{k}={show(v)}" for k, v in model.hparams.items())
+    doc.add(
+        Heading(title, 3),
+        Text(f"{model.name}: {total:,} parameters; {settings}."),
+        Table(
+            ["layer", "type", "output shape", "parameters"],
+            [[r["name"], r["type"], _shape(r["output_shape"]), f"{r['params']:,}"] for r in rows]
+            + [["total", "", "", f"{total:,}"]],
+            caption="output shapes for a batch of one beat",
+        ),
+    )
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "–" if shape is None else " × ".join(str(n) for n in shape)
+
+
+def _classification(
+    doc: Document, figures: _Figures, label: str, metrics: dict[str, Any], part: str
+) -> None:
+    """Per-class Se / +P / F1 and the confusion matrix, counts and row-normalised."""
+    name = {"test": "test", "valid": "validation"}.get(part, part)
+    doc.add(
+        Heading(f"Per-class metrics ({name})", 3),
+        Text(
+            f"{metrics.get('n', 0):,} beats: accuracy {_score(metrics.get('accuracy'))}, "
+            f"recall macro {_score(metrics.get('macro_recall'))}, "
+            f"f1 macro {_score(metrics.get('macro_f1'))}."
+        ),
+        Table(
+            ["class", "Se", "+P", "F1", "Sp", "support"],
+            [
+                [r["class"], *(_score(r[k]) for k in ("Se", "+P", "F1", "Sp")), f"{r['support']:,}"]
+                for r in per_class_rows(metrics)
+            ],
+            caption="Se: sensitivity (recall), +P: positive predictive value (precision), "
+            "Sp: specificity",
+        ),
+    )
+    path = figures.new(f"{label}-confusion-{part}")
+    plot_confusion(metrics, path, title=f"{label} ({name})")
+    doc.add(
+        Heading(f"Confusion matrix ({name})", 3),
+        Figure(
+            path.name,
+            "counts (shaded on a log scale) and row-normalised (sensitivity on the diagonal)",
+        ),
+    )
+
+
+def _learning_curves(doc: Document, figures: _Figures, label: str, run_dir: Path) -> None:
+    history = run_dir / HISTORY
+    if not history.is_file():
+        return
+    rows = pd.read_csv(history).to_dict("records")
+    if not rows:
+        return
+    path = figures.new(f"{label}-learning-curves")
+    plot_history([{str(k): float(v) for k, v in row.items()} for row in rows], path)
+    doc.add(
+        Heading("Learning curves", 3),
+        Figure(path.name, "loss, validation accuracy and recall macro per epoch"),
+    )

@@ -1,0 +1,343 @@
+"""`beatlab predict` and `beatlab export` with a tiny run trained once on the real beats."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import wfdb
+from conftest import FS, run_cli
+
+from beatlab import CLASSES
+from beatlab.data.build import Beats, load_beats
+from beatlab.data.formats import write_beats
+from beatlab.deploy import classify, export_model, onnx_logits, onnx_session, predict_file
+from beatlab.deploy.export import example_inputs, exported_metadata
+from beatlab.deploy.predict import match_reference
+from beatlab.errors import BeatlabError
+from beatlab.models import create_model, list_models
+from beatlab.training.config import TrainConfig
+from beatlab.training.run import train_run
+from beatlab.training.runs import CHECKPOINT, Run, load_run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = TrainConfig(model="cnn1d_resnet", epochs=1, limit=500, data_dir=str(real_data_dir))
+    runs = tmp_path_factory.mktemp("runs")
+    return train_run(config, runs, name="tiny", tracking_uri="none", progress=False)
+
+
+@pytest.fixture(scope="module")
+def real_beats(real_data_dir: Path) -> Beats:
+    return load_beats(real_data_dir / "beats.parquet")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`beatlab ARGS`, with rich's line wrapping undone in what it prints."""
+    code, out, err = run_cli(capsys, *args)
+    return code, " ".join(out.split()), err.strip()
+
+
+def sample_beats(beats: Beats, n: int, seed: int = 0) -> Beats:
+    rng = np.random.default_rng(seed)
+    return beats.take(np.sort(rng.choice(len(beats), n, replace=False)))
+
+
+# --- predict: WFDB records ---------------------------------------------------------------------
+
+
+def test_record_with_annotations_matches_the_built_beats(
+    capsys: pytest.CaptureFixture[str],
+    tiny_run: Path,
+    real_mitdb: Path,
+    real_beats: Beats,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "208.csv"
+    code, printed, err = cli(
+        capsys,
+        "predict",
+        "--run",
+        str(tiny_run),
+        "--record",
+        str(real_mitdb / "208"),
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    assert "2,955 beats from the reference annotations, lead MLII" in printed
+    assert "agreement with the reference: accuracy" in printed
+    table = pd.read_csv(out)
+    assert list(table.columns) == [
+        "sample",
+        "time_s",
+        "predicted",
+        *(f"p_{c}" for c in CLASSES),
+        "reference",
+    ]
+    built = real_beats.take(np.flatnonzero(real_beats.record == "208"))
+    assert table["sample"].tolist() == built.sample.tolist()
+    assert np.allclose(table["time_s"], built.sample / FS)
+    assert table["reference"].tolist() == [CLASSES[y] for y in built.y]
+    # the same beats as the builder's, so the same probabilities as on the dataset
+    expected = classify(load_run(tiny_run).model, built.x, built.rr)
+    assert np.allclose(table[[f"p_{c}" for c in CLASSES]].to_numpy(), expected, atol=1e-6)
+    assert (table["predicted"] == [CLASSES[i] for i in expected.argmax(1)]).all()
+
+
+def test_record_without_annotations_uses_the_detector(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    for ext in ("hea", "dat"):
+        shutil.copy(real_mitdb / f"208.{ext}", tmp_path / f"208.{ext}")
+    out = tmp_path / "208.parquet"
+    code, printed, err = cli(
+        capsys,
+        "predict",
+        "--run",
+        str(tiny_run),
+        "--record",
+        str(tmp_path / "208.hea"),
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    assert "from the QRS detector" in printed and "agreement" not in printed
+    table = pd.read_parquet(out)
+    assert "reference" not in table.columns
+    assert abs(len(table) - 2955) < 0.02 * 2955  # the detector finds (nearly) every beat
+    assert table["sample"].is_monotonic_increasing
+    assert np.allclose(table[[f"p_{c}" for c in CLASSES]].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_detector_against_annotations_gives_the_reference(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, tiny_mitdb: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "100.csv"
+    record = str(tiny_mitdb / "100")
+    code, printed, err = cli(
+        capsys,
+        "predict",
+        "--run",
+        str(tiny_run),
+        "--record",
+        record,
+        "--detector",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    assert "detector vs annotations: 25 of 25 annotated beats found" in printed
+    table = pd.read_csv(out)
+    annotated = wfdb.rdann(record, "atr")
+    assert (
+        np.abs(table["sample"] - annotated.sample).max() <= 2
+    )  # R peaks where the annotators put them
+    assert table["reference"].tolist() == annotated.symbol  # generated records use N and V only
+
+
+def test_match_reference_pairs_each_annotation_once() -> None:
+    ref = np.array([100, 400, 700])
+    labels = np.array([0, 2, 0])
+    peaks = np.array([5, 98, 103, 395, 1000])  # 98 and 103 both near 100; 700 missed
+    assert match_reference(peaks, ref, labels, window=54).tolist() == [-1, 0, -1, 2, -1]
+    assert match_reference(peaks, ref[:0], labels[:0], window=54).tolist() == [-1] * 5
+
+
+# --- predict: beat files -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_beat_file_rows_are_classified(
+    capsys: pytest.CaptureFixture[str],
+    tiny_run: Path,
+    real_beats: Beats,
+    tmp_path: Path,
+    suffix: str,
+) -> None:
+    beats = sample_beats(real_beats, 300)
+    source, out = tmp_path / f"beats.{suffix}", tmp_path / "out.csv"
+    write_beats(source, beats.x, beats.y)
+    code, printed, err = cli(
+        capsys, "predict", "--run", str(tiny_run), f"--{suffix}", str(source), "--out", str(out)
+    )
+    assert code == 0, err
+    assert "300 beats (one per row)" in printed and "accuracy" in printed
+    table = pd.read_csv(out)
+    assert table["row"].tolist() == list(range(300))
+    assert table["reference"].tolist() == [CLASSES[y] for y in beats.y]
+    expected = classify(load_run(tiny_run).model, beats.x, np.zeros((300, 3), np.float32))
+    assert np.allclose(table[[f"p_{c}" for c in CLASSES]].to_numpy(), expected, atol=1e-6)
+
+
+# --- predict: bad input ------------------------------------------------------------------------
+
+
+def test_flat_record_has_no_beats(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, tmp_path: Path
+) -> None:
+    signal = np.zeros((10 * FS, 1))
+    wfdb.wrsamp(
+        "flat",
+        fs=FS,
+        units=["mV"],
+        sig_name=["MLII"],
+        p_signal=signal,
+        fmt=["212"],
+        write_dir=str(tmp_path),
+    )
+    out = tmp_path / "flat.csv"
+    code, _, err = cli(
+        capsys,
+        "predict",
+        "--run",
+        str(tiny_run),
+        "--record",
+        str(tmp_path / "flat"),
+        "--out",
+        str(out),
+    )
+    assert code == 2
+    assert (
+        err.strip()
+        == f"beatlab: error: {tmp_path / 'flat'}: no beats detected (flat or empty signal?)"
+    )
+    assert not out.exists()
+
+
+def test_run_without_checkpoint(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, tiny_mitdb: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    (broken / CHECKPOINT).unlink()
+    code, _, err = cli(
+        capsys,
+        "predict",
+        "--run",
+        str(broken),
+        "--record",
+        str(tiny_mitdb / "100"),
+        "--out",
+        str(tmp_path / "o.csv"),
+    )
+    assert code == 2
+    assert err == f"beatlab: error: {broken}: run has no checkpoint ({CHECKPOINT})"
+
+
+def test_row_of_the_wrong_length(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "beats.csv"
+    good = ",".join(["0.5"] * 187 + ["0.0"])
+    source.write_text(f"{good}\n{','.join(['0.5'] * 150 + ['0.0'])}\n")
+    code, _, err = cli(
+        capsys,
+        "predict",
+        "--run",
+        str(tiny_run),
+        "--csv",
+        str(source),
+        "--out",
+        str(tmp_path / "o.csv"),
+    )
+    assert code == 2
+    problem = "expected 188 columns (187 samples + label), found a row with 151"
+    assert err == f"beatlab: error: {source}: {problem}"
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ([], "give exactly one of --record, --csv or --parquet"),
+        (["--csv", "a.parquet"], "a.parquet: --csv needs a .csv file"),
+        (["--csv", "a.csv", "--detector"], "--detector applies to --record only"),
+        (["--csv", "a.csv", "--out", "o.txt"], "o.txt: output must end in .csv, .parquet or .parq"),
+    ],
+)
+def test_bad_arguments(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, args: list[str], problem: str
+) -> None:
+    out = [] if "--out" in args else ["--out", "o.csv"]
+    code, _, err = cli(capsys, "predict", "--run", str(tiny_run), *args, *out)
+    assert code == 2
+    assert err == f"beatlab: error: {problem}"
+
+
+def test_rr_model_refuses_beat_files(tmp_path: Path) -> None:
+    model = create_model("cnn1d_resnet", use_rr=True).eval()
+    run = Run(tmp_path, TrainConfig(hparams={"use_rr": True}), CLASSES, model, {})
+    with pytest.raises(BeatlabError, match="uses R-R intervals"):
+        predict_file(run, tmp_path / "beats.csv")
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def test_onnx_matches_pytorch_on_real_beats(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_beats: Beats
+) -> None:
+    code, printed, err = cli(capsys, "export", "--run", str(tiny_run), "--format", "onnx")
+    assert code == 0, err
+    path = tiny_run / "model.onnx"
+    assert f"wrote {path}" in printed
+    beats = sample_beats(real_beats, 2000, seed=1)
+    model = load_run(tiny_run).model
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(beats.x)).numpy()
+    session = onnx_session(path, threads=2)
+    assert np.abs(onnx_logits(session, beats.x, beats.rr) - expected).max() < 1e-4
+    one = onnx_logits(session, beats.x[:1], beats.rr[:1])  # the batch size is free
+    assert np.abs(one - expected[:1]).max() < 1e-4
+    meta = exported_metadata(path, "onnx")
+    assert meta["classes"] == list(CLASSES) and meta["model"] == "cnn1d_resnet"
+    assert meta["run"] == "tiny" and meta["inputs"] == ["beats"]
+
+
+def test_torchscript_matches_pytorch_on_real_beats(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_beats: Beats, tmp_path: Path
+) -> None:
+    path = tmp_path / "deploy" / "beats.pt"
+    code, _, err = cli(
+        capsys, "export", "--run", str(tiny_run), "--format", "torchscript", "--out", str(path)
+    )
+    assert code == 0, err
+    beats = sample_beats(real_beats, 1000, seed=2)
+    x = torch.from_numpy(beats.x)
+    with torch.inference_mode():
+        expected = load_run(tiny_run).model(x)
+        got = torch.jit.load(str(path))(x)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert exported_metadata(path, "torchscript")["classes"] == list(CLASSES)
+
+
+def test_unknown_export_format(capsys: pytest.CaptureFixture[str], tiny_run: Path) -> None:
+    code, _, err = cli(capsys, "export", "--run", str(tiny_run), "--format", "tflite")
+    assert code == 2
+    assert (
+        err.strip()
+        == "beatlab: error: unknown export format 'tflite' (choose from onnx, torchscript)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "hparams"),
+    [(name, {}) for name in list_models()] + [("cnn1d_resnet", {"use_rr": True})],
+)
+def test_every_model_exports_to_onnx_with_a_free_batch(
+    tmp_path: Path, name: str, hparams: dict[str, bool]
+) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, **hparams).eval()
+    path = export_model(model, CLASSES, "onnx", tmp_path / "m.onnx")
+    beats, *rr = example_inputs(model, batch=7)  # traced with 2
+    with torch.inference_mode():
+        expected = model(beats, *rr).numpy()
+    rr_in = rr[0].numpy() if rr else np.zeros((7, 3), np.float32)
+    got = onnx_logits(onnx_session(path), beats.numpy(), rr_in)
+    assert np.abs(got - expected).max() < 1e-4

@@ -1,0 +1,228 @@
+"""Training, evaluation and run directories, on small slices of the real beats."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli
+
+from beatlab.data.dataset import load_dataset
+from beatlab.errors import BeatlabError
+from beatlab.training.config import TrainConfig, load_config
+from beatlab.training.estimator import BeatClassifier
+from beatlab.training.run import evaluate_run, train_run
+from beatlab.training.runs import load_run
+
+TINY = {"limit": 600, "epochs": 2, "batch_size": 64}
+
+
+def tiny(real_data_dir: Path, **values: object) -> TrainConfig:
+    return TrainConfig(data_dir=str(real_data_dir)).updated({**TINY, **values})
+
+
+def test_same_seed_same_metrics(real_data_dir: Path, tmp_path: Path) -> None:
+    config = tiny(real_data_dir, model="cnn1d_resnet", seed=3)
+    a = train_run(config, tmp_path, name="a", tracking_uri="none", progress=False)
+    b = train_run(config, tmp_path, name="b", tracking_uri="none", progress=False)
+    assert metrics_of(a) == metrics_of(b)
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    c = train_run(
+        config.updated({"seed": 4}), tmp_path, name="c", tracking_uri="none", progress=False
+    )
+    assert metrics_of(a) != metrics_of(c)
+
+
+def metrics_of(run: Path) -> list[dict[str, float]]:
+    """Per-epoch metrics without the wall-clock columns."""
+    history = pd.read_csv(run / "history.csv").drop(columns=["seconds", "val_seconds"])
+    return history.to_dict("records")
+
+
+def test_run_directory_and_rerun_from_saved_config(
+    real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--model",
+        "transformer2d",
+        "--epochs",
+        "1",
+        "--limit",
+        "500",
+        "--set",
+        "hidden=32",
+        "--set",
+        "batch=32",
+        "--data-dir",
+        str(real_data_dir),
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "first",
+        "--tracking-uri",
+        "none",
+    )
+    assert code == 0 and "validation accuracy" in out
+    run = tmp_path / "first"
+    for name in (
+        "config.json",
+        "run.json",
+        "history.csv",
+        "metrics.json",
+        "model.safetensors",
+        "learning_curves.png",
+    ):
+        assert (run / name).is_file(), name
+    config = load_config(run / "config.json")
+    assert config.hparams["hidden"] == 32 and config.batch_size == 32
+    assert config.hparams["heads"] == 4  # defaults are saved too, so the run rebuilds exactly
+    code, _, _ = run_cli(
+        capsys,
+        "train",
+        "--config",
+        str(run / "config.json"),
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "again",
+        "--tracking-uri",
+        "none",
+    )
+    assert code == 0
+    first = json.loads((run / "metrics.json").read_text())["valid"]
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())["valid"]
+    assert first == again
+
+
+def test_evaluate_writes_test_metrics(
+    real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = train_run(tiny(real_data_dir), tmp_path, name="ev", tracking_uri="none", progress=False)
+    code, out, _ = run_cli(capsys, "evaluate", str(run), "--tracking-uri", "none")
+    assert code == 0 and "confusion matrix" in out and "Se" in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    test = metrics["test"]
+    assert set(metrics) == {"valid", "test"} and test["n"] == 21_899
+    assert set(test["per_class"]["V"]) == {"Se", "+P", "Sp", "F1", "support"}
+    assert np.array(test["confusion_matrix"]).sum() == 21_899
+    assert (run / "confusion_test.png").is_file()
+
+
+def test_training_never_reads_the_test_part(real_data_dir: Path, tmp_path: Path) -> None:
+    config = tiny(real_data_dir, epochs=1)
+    ds = load_dataset(real_data_dir)
+    ds.test.x[:] = np.nan  # any use of a test beat in training or selection would show
+    from beatlab.training.data import dataset_for
+
+    limited = dataset_for(config)
+    limited.test = ds.test
+    run = train_run(
+        config, tmp_path, name="blind", tracking_uri="none", dataset=limited, progress=False
+    )
+    valid = json.loads((run / "metrics.json").read_text())["valid"]
+    assert np.isfinite(valid["accuracy"])
+
+
+def test_early_stopping_on_validation_recall(real_data_dir: Path, tmp_path: Path) -> None:
+    config = tiny(real_data_dir, epochs=6, lr=0.0, early_stopping=2)
+    run = train_run(config, tmp_path, name="stop", tracking_uri="none", progress=False)
+    info = json.loads((run / "run.json").read_text())
+    assert info["epochs_run"] == 3 and info["best_epoch"] == 1
+
+
+def test_mlflow_logs_the_run(real_data_dir: Path, tmp_path: Path) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    train_run(
+        tiny(real_data_dir, epochs=1), tmp_path, name="tracked", tracking_uri=uri, progress=False
+    )
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["beatlab-train"], output_format="list")
+    assert [r.info.run_name for r in runs] == ["tracked"]
+    assert runs[0].data.params["model"] == "cnn1d_resnet"
+    assert "val_macro_recall" in runs[0].data.metrics
+
+
+def test_estimator_follows_sklearn(real_data_dir: Path) -> None:
+    from sklearn.base import clone
+
+    ds = load_dataset(real_data_dir)
+    clf = BeatClassifier(epochs=1, batch_size=64)
+    assert clone(clf).get_params()["epochs"] == 1
+    pick = np.random.default_rng(0).choice(len(ds.train), 800, replace=False)
+    clf.fit(ds.train.x[pick], ds.train.y[pick])
+    assert clf.predict_proba(ds.test.x[:50]).shape == (50, 5)
+    assert 0.0 <= clf.score(ds.test.x[:200], ds.test.y[:200]) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--model", "resnet9000"], "unknown model 'resnet9000'"),
+        (["--set", "hiden=3"], "unknown hyperparameter 'hiden'"),
+        (["--set", "filters=many"], "must be an int"),
+        (["--set", "epochs=2.5"], "'epochs' must be int"),
+    ],
+)
+def test_bad_training_input(
+    real_data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    problem: str,
+) -> None:
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        *args,
+        "--data-dir",
+        str(real_data_dir),
+        "--runs-dir",
+        str(tmp_path),
+        "--tracking-uri",
+        "none",
+    )
+    assert code == 2 and problem in err and err.count("\n") == 1
+    assert not any(tmp_path.glob("*/model.safetensors"))
+
+
+def test_bad_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "broken.toml"
+    config.write_text("model = cnn1d_resnet\n")  # unquoted string: not TOML
+    code, _, err = run_cli(capsys, "train", "--config", str(config))
+    assert code == 2 and "broken.toml: config does not parse" in err
+
+
+def test_checkpoint_of_another_architecture(
+    real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = train_run(
+        tiny(real_data_dir, epochs=1), tmp_path, name="a", tracking_uri="none", progress=False
+    )
+    b = train_run(
+        tiny(real_data_dir, epochs=1, model="transformer2d"),
+        tmp_path,
+        name="b",
+        tracking_uri="none",
+        progress=False,
+    )
+    shutil.copy(b / "model.safetensors", a / "model.safetensors")
+    with pytest.raises(BeatlabError, match="does not fit model 'cnn1d_resnet'"):
+        load_run(a)
+    code, _, err = run_cli(capsys, "evaluate", str(a), "--tracking-uri", "none")
+    assert code == 2 and "model.safetensors" in err and err.count("\n") == 1
+
+
+def test_evaluate_reports_runs_without_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(capsys, "evaluate", str(tmp_path / "nothing"))
+    assert code == 2 and "no such run directory" in err
+    assert evaluate_run  # imported for the API's sake: evaluate is the only test-part reader

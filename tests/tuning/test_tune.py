@@ -1,0 +1,206 @@
+"""`beatlab tune` end to end on tiny slices of the real beats: interrupted, resumed, reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import run_cli
+from mlflow.tracking import MlflowClient
+from ray.tune import ExperimentAnalysis
+from safetensors.torch import load_file
+
+from beatlab.data.dataset import load_dataset
+
+TINY_SPACE = """\
+batch = {choice = [32, 64]}
+filters = 8
+dense = 16
+num_blocks = {randint = [2, 3]}
+dropout = {uniform = [0.0, 0.3]}
+training_set = {choice = ["oversample", "weights"]}
+"""
+TINY = ["--model", "cnn1d_resnet", "--max-epochs", "2", "--limit", "300"]
+
+
+@pytest.fixture
+def tiny_space(tmp_path: Path) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+def interrupt_after_first_trial(exp_dir: Path) -> threading.Thread:
+    """Press Ctrl+C (SIGINT to this process) once a second trial has begun: with one trial at
+    a time, Tune has then recorded the first as finished."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if len(list(exp_dir.glob("*/params.json"))) >= 2:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def finished_trials(exp_dir: Path) -> dict[str, tuple[str, float | None]]:
+    """Trials Tune recorded as finished, by id: their results and checkpoint time (ASHA may
+    have stopped one before it wrote a checkpoint)."""
+    snapshot = {}
+    for trial in ExperimentAnalysis(str(exp_dir)).trials:
+        if trial.status == "TERMINATED":
+            folder = exp_dir / trial.trial_id
+            model = folder / "checkpoint_000000" / "model.safetensors"
+            results = (folder / "result.json").read_text()
+            snapshot[trial.trial_id] = (results, model.stat().st_mtime if model.exists() else None)
+    return snapshot
+
+
+def test_interrupted_search_resumes_and_tests_the_best_once(
+    real_data_dir: Path, tiny_space: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    experiments = tmp_path / "experiments"
+    exp_dir = experiments / "tiny"
+    watcher = interrupt_after_first_trial(exp_dir)
+    code, out, _ = run_cli(
+        capsys,
+        "tune",
+        *TINY,
+        "--space",
+        str(tiny_space),
+        "--search",
+        "hyperopt",
+        "--scheduler",
+        "asha",
+        "--samples",
+        "3",
+        "--concurrency",
+        "1",
+        "--name",
+        "tiny",
+        "--experiments-dir",
+        str(experiments),
+        "--data-dir",
+        str(real_data_dir),
+    )
+    watcher.join(timeout=1)
+    assert code == 130, out
+    assert f"Continue with: beatlab tune --resume {exp_dir}\n" in out
+    assert not (exp_dir / "results.csv").exists()
+    before = finished_trials(exp_dir)
+    assert 1 <= len(before) < 3
+
+    code, out, _ = run_cli(capsys, "tune", "--resume", str(exp_dir))
+    assert code == 0, out
+    assert "3 of 3 trials finished, 0 failed" in out
+
+    after = finished_trials(exp_dir)
+    assert len(after) == 3
+    assert {t: after[t] for t in before} == before  # finished trials kept, not run again
+
+    table = pd.read_csv(exp_dir / "results.csv")
+    assert set(table["trial"]) == set(after)
+    assert list(table.columns[:4]) == ["trial", "iterations", "accuracy", "recall macro"]
+    assert table["recall macro"].is_monotonic_decreasing
+    assert set(table["iterations"]) <= {1, 2}  # ASHA may stop a trial after one epoch
+    assert (exp_dir / "results.md").read_text().count("\n| ") == 4  # header + 3 trials
+
+    summary = json.loads((exp_dir / "summary.json").read_text())
+    best = summary["best_trial"]
+    assert summary["test"]["n"] == len(load_dataset(real_data_dir).test)  # whole test part
+    assert json.loads((exp_dir / "best_run" / "metrics.json").read_text()).keys() == {
+        "valid",
+        "test",
+    }
+
+    # best_config.toml reruns the best trial exactly (trials train on one thread)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code, out, _ = run_cli(
+            capsys,
+            "train",
+            "--config",
+            str(exp_dir / "best_config.toml"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--name",
+            "rerun",
+            "--tracking-uri",
+            "none",
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, out
+    rerun, trial = tmp_path / "runs" / "rerun", exp_dir / best / "checkpoint_000000"
+    weights = [load_file(str(run / "model.safetensors")) for run in (rerun, trial)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    metrics = ["epoch", "train_loss", "val_loss", "val_macro_recall", "lr"]  # not the timings
+    pd.testing.assert_frame_equal(
+        pd.read_csv(rerun / "history.csv")[metrics], pd.read_csv(trial / "history.csv")[metrics]
+    )
+
+    # every trial logged to MLflow, the test metrics on the best one
+    client = MlflowClient(f"sqlite:///{experiments / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("beatlab-tune/tiny")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert {r.data.tags["trial_name"] for r in runs} == set(table["trial"])
+    best_runs = [r for r in runs if r.data.tags.get("best_trial") == "true"]
+    assert [r.data.tags["trial_name"] for r in best_runs] == [best]
+    assert best_runs[0].data.metrics["test_macro_recall"] == summary["test"]["macro_recall"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("space", "args", "problem"),
+    [
+        ("widht = {choice = [8, 16]}\n", [], "unknown hyperparameter 'widht'"),
+        ("dropout = {uniform = [0.3, 0.1]}\n", [], "'dropout': empty range"),
+        (TINY_SPACE, ["--address", "127.0.0.1:{port}"], "cannot reach a Ray cluster at"),
+        (TINY_SPACE, ["--search", "bayes"], "--search must be one of hyperopt, random, grid"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    space: str,
+    args: list[str],
+    problem: str,
+) -> None:
+    path = tmp_path / "space.toml"
+    path.write_text(space)
+    args = [a.format(port=free_port()) for a in args]
+    began = time.monotonic()
+    code, _, err = run_cli(
+        capsys, "tune", *TINY, "--space", str(path), "--experiments-dir", str(tmp_path), *args
+    )
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and problem in err
+    assert time.monotonic() - began < 10  # no data loaded, no Ray started
+
+
+def test_resume_needs_an_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for path in (tmp_path, tmp_path / "missing"):
+        code, _, err = run_cli(capsys, "tune", "--resume", str(path))
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert str(path) in err
+    assert "not a beatlab tune experiment" in run_cli(capsys, "tune", "--resume", str(tmp_path))[2]
