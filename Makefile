@@ -22,7 +22,14 @@ data: setup
 	else $(BIN)/beatlab data fetch; fi
 	$(BIN)/beatlab data build
 
+DEMO := runs/demo
+
+# build data -> train the default model on the intra split -> evaluate once on test -> report
 demo: data
+	rm -rf $(DEMO)
+	$(BIN)/beatlab train --config configs/demo.toml --runs-dir runs --name demo
+	$(BIN)/beatlab evaluate $(DEMO)
+	$(BIN)/beatlab report $(DEMO) --out reports/demo
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

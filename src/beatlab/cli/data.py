@@ -94,7 +94,7 @@ def info(
             rows.append(
                 {
                     "file": str(path),
-                    **dict(zip(CLASSES, counts.tolist(), strict=False)),
+                    **{f"label {i}": int(n) for i, n in enumerate(counts)},
                     "total": len(y),
                 }
             )

@@ -82,16 +82,16 @@ def print_summary(result: Predictions, source: Path) -> None:
             f"{MATCH_WINDOW_S * 1000:.0f} ms (Se {matched / annotated:.4f}, "
             f"+P {matched / len(result):.4f})"
         )
-    counts = result.counts()
+    predicted, reference = result.counts()
     metrics = result.agreement()
     rows = []
     for i, name in enumerate(result.classes):
-        row: dict[str, object] = {"class": name, "predicted": counts["predicted"][i]}
+        row: dict[str, object] = {"class": name, "predicted": int(predicted[i])}
         if metrics is not None:
             se, ppv = metrics["per_class"][name]["Se"], metrics["per_class"][name]["+P"]
-            row.update({"reference": counts["reference"][i], "Se": se, "+P": ppv})
+            row.update({"reference": int(reference[i]), "Se": se, "+P": ppv})
         rows.append(row)
-    print_table(rows, title="beats per class (Se, +P against the reference)")
+    print_table(rows, title="beats per class" + (" vs the reference" if metrics else ""))
     if metrics is not None:
         console.print(
             f"agreement with the reference: accuracy {metrics['accuracy']:.4f}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime
 from pathlib import Path
@@ -107,9 +108,13 @@ def print_outcome(outcome: Outcome, seconds: float) -> None:
             soft_wrap=True,
         )
         raise typer.Exit(INTERRUPTED)
+    shown = outcome.table.dropna(axis="columns", how="all")  # the model's own columns only
     rows: list[dict[str, Any]] = [
-        {str(k): ("" if v is None or v != v else v) for k, v in row.items()}  # v != v: NaN
-        for row in outcome.table.to_dict("records")
+        {
+            str(k): "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+            for k, v in row.items()
+        }
+        for row in shown.to_dict("records")
     ]
     print_table(rows, title=f"{outcome.exp_dir.name}: validation, best first")
     summary = outcome.summary

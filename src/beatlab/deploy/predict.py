@@ -36,7 +36,7 @@ from beatlab.training.trainer import Tensors, predict_proba
 MATCH_WINDOW_S = 0.15
 """A detection and an annotated beat are the same beat when this close (AAMI EC57's window)."""
 
-_SEARCH_RADIUS_S = 0.05  # how far a detection may move to the R-wave extremum
+_SEARCH_RADIUS_S = 0.05  # how far a detection may move to that deflection
 _SMOOTH_WINDOW_S = 0.15  # baseline removal before looking for that extremum
 _TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".parq": "parquet"}
 
@@ -69,12 +69,13 @@ class Predictions:
     def known(self) -> np.ndarray:
         return self.reference >= 0
 
-    def counts(self) -> dict[str, Any]:
-        """Beats per class, predicted and (where known) in the reference."""
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Beats per class: predicted, and in the reference (where known)."""
         k = len(self.classes)
-        predicted = np.bincount(self.predicted, minlength=k)
-        reference = np.bincount(self.reference[self.known], minlength=k)
-        return {"predicted": predicted.tolist(), "reference": reference.tolist()}
+        return (
+            np.bincount(self.predicted, minlength=k),
+            np.bincount(self.reference[self.known], minlength=k),
+        )
 
     def agreement(self) -> dict[str, Any] | None:
         """Accuracy, per-class Se / +P and the confusion matrix on the beats with a reference."""
@@ -102,11 +103,10 @@ class Predictions:
 
 def classify(model: BeatModel, x: np.ndarray, rr: np.ndarray) -> np.ndarray:
     """Class probabilities of (n, 187) beats with their (n, 3) R-R context."""
-    n = len(x)
-    data = Tensors(  # labels are not used for prediction
-        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-        torch.zeros(n, dtype=torch.int64),
-        torch.from_numpy(np.ascontiguousarray(rr, dtype=np.float32)),
+    data = Tensors(  # labels are not used for prediction; torch wants writable arrays
+        torch.from_numpy(np.require(x, np.float32, ["C", "W"])),
+        torch.zeros(len(x), dtype=torch.int64),
+        torch.from_numpy(np.require(rr, np.float32, ["C", "W"])),
     )
     return predict_proba(model, data)
 
@@ -117,8 +117,9 @@ def record_base(path: Path) -> Path:
 
 
 def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
-    """R peaks by GQRS, moved to the R-wave extremum, which is where MIT-BIH's annotators mark
-    them (and so where the training beats start); two detections of one beat collapse to one."""
+    """R peaks by GQRS, each moved to the largest deflection from the local baseline nearby:
+    that is where MIT-BIH's annotators put the peak, for upright and inverted (often ectopic)
+    QRS alike, and so where the training beats start. Two detections of one beat become one."""
     found = processing.gqrs_detect(sig=np.asarray(signal, dtype=np.float64), fs=fs)
     if len(found) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -127,7 +128,7 @@ def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
         np.asarray(found),
         search_radius=round(_SEARCH_RADIUS_S * fs),
         smooth_window_size=round(_SMOOTH_WINDOW_S * fs),
-        peak_dir="compare",
+        peak_dir="both",
     )
     return np.unique(np.asarray(peaks, dtype=np.int64))
 

@@ -34,17 +34,14 @@ Trials are ranked by the summary's metric (default: recall macro, else accuracy)
 
 from __future__ import annotations
 
-import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from beatlab.errors import BeatlabError
-from beatlab.training.config import TrainConfig, load_config
+from beatlab.training.config import TrainConfig, load_config, read_mapping
 from beatlab.training.runs import CONFIG, RUN, Run, load_run
 
 STUDY_COLUMNS = (
@@ -224,7 +221,7 @@ def load_source(path: Path) -> Run | Experiment:
 
 def load_experiment(path: Path) -> Experiment:
     trials = _read_trials(path / "results.csv")
-    summary = _read_mapping(path / "summary.json") if (path / "summary.json").exists() else {}
+    summary = read_mapping(path / "summary.json") if (path / "summary.json").exists() else {}
     metric = study_name(str(summary.get("metric", "")))
     if not metric:
         found = [c for c in ("recall macro", "accuracy") if c in trials]
@@ -244,7 +241,7 @@ def load_experiment(path: Path) -> Experiment:
         path=path,
         trials=trials,
         metric=metric,
-        space=parse_space(_read_mapping(space_file)) if space_file else [],
+        space=parse_space(read_mapping(space_file)) if space_file else [],
         best_config=load_config(best_config_file) if best_config_file else None,
         best_run=load_run(best_run) if (best_run / RUN).is_file() else None,
         summary=summary,
@@ -270,20 +267,3 @@ def _read_trials(path: Path) -> pd.DataFrame:
 def _first(path: Path, stem: str) -> Path | None:
     candidates = (path / f"{stem}.{ext}" for ext in ("toml", "yaml", "yml", "json"))
     return next((p for p in candidates if p.is_file()), None)
-
-
-def _read_mapping(path: Path) -> dict[str, Any]:
-    """A TOML, YAML or JSON file holding a mapping."""
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as err:
-        raise BeatlabError(f"does not parse: {str(err).splitlines()[0]}", path) from None
-    if not isinstance(data, dict):
-        raise BeatlabError("expected a mapping", path)
-    return data

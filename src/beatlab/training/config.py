@@ -114,10 +114,10 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: Path) -> TrainConfig:
-    """A TOML, YAML or JSON config file."""
+def read_mapping(path: Path, what: str = "file") -> dict[str, Any]:
+    """A TOML, YAML or JSON file holding a mapping (configs, search spaces, summaries)."""
     if not path.is_file():
-        raise BeatlabError("config file not found", path)
+        raise BeatlabError(f"{what} not found", path)
     text = path.read_text()
     try:
         if path.suffix == ".toml":
@@ -127,10 +127,15 @@ def load_config(path: Path) -> TrainConfig:
         elif path.suffix == ".json":
             values = json.loads(text)
         else:
-            raise BeatlabError("config must be .toml, .yaml, .yml or .json", path)
+            raise BeatlabError(f"{what} must be .toml, .yaml, .yml or .json", path)
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as err:
         first = str(err).splitlines()[0]
-        raise BeatlabError(f"config does not parse: {first}", path) from None
+        raise BeatlabError(f"{what} does not parse: {first}", path) from None
     if not isinstance(values, dict):
-        raise BeatlabError("config must be a mapping of settings", path)
-    return TrainConfig.from_dict(values, path)
+        raise BeatlabError(f"{what} must hold a mapping of settings", path)
+    return values
+
+
+def load_config(path: Path) -> TrainConfig:
+    """A TOML, YAML or JSON config file."""
+    return TrainConfig.from_dict(read_mapping(path, "config"), path)

@@ -175,6 +175,8 @@ def fit(
                 f"val_acc {val['accuracy']:.4f} val_recall {val['macro_recall']:.4f}"
             )
             bar.update(task, metrics=last)
+            if progress:
+                bar.console.print(f"epoch {epoch}/{config.epochs}: {last} lr {row['lr']:.2g}")
             if val["macro_recall"] > best_recall:
                 best_recall, stale = val["macro_recall"], 0
                 result.best_epoch = epoch

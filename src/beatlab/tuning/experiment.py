@@ -8,7 +8,7 @@ checkpoint is a complete beatlab run directory) and beatlab's outputs:
     results.csv/.md     one row per trial (validation metrics), best first
     best_run/           the best trial's run directory, evaluated on the test part
     best_config.toml    its configuration: `beatlab train --config` reruns it exactly
-    summary.json        best trial, its validation and test metrics, trial counts
+    summary.json        the best trial and its validation and test metrics
 """
 
 from __future__ import annotations
@@ -163,6 +163,8 @@ def resume(exp_dir: Path, address: str | None = None) -> Outcome:
     settings = load_settings(exp_dir)
     address = reachable_address(address)
     data = load_split(settings)
+    if settings.tracking_uri:
+        close_interrupted_runs(settings.tracking_uri, mlflow_experiment(exp_dir))
     with ray_connection(address):
         tuner = tune.Tuner.restore(
             str(exp_dir),
@@ -286,7 +288,10 @@ def ray_connection(address: str | None) -> Iterator[None]:
         else:
             ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     except ConnectionError as err:
-        raise BeatlabError(f"cannot connect to the Ray cluster at {address}: {err}") from None
+        raise BeatlabError(
+            f"cannot connect to the Ray cluster at {address}: {err} (a cluster with token "
+            "authentication also needs RAY_AUTH_MODE=token and its token here)"
+        ) from None
     try:
         yield
     finally:
@@ -363,15 +368,30 @@ def evaluate_best(
     return summary
 
 
-def log_test_metrics(uri: str, experiment: str, trial: str, test: dict[str, Any]) -> None:
-    """Add the test metrics to the best trial's MLflow run and tag it."""
+def mlflow_runs(uri: str, experiment: str, query: str) -> tuple[Any, list[Any]]:
+    """An MLflow client and the runs of `experiment` that match `query`, newest first."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        return
-    for run in client.search_runs([found.experiment_id], f"tags.trial_name = '{trial}'"):
+        return client, []
+    order = ["attributes.start_time DESC"]
+    return client, list(client.search_runs([found.experiment_id], query, order_by=order))
+
+
+def log_test_metrics(uri: str, experiment: str, trial: str, test: dict[str, Any]) -> None:
+    """Add the test metrics to the best trial's (latest) MLflow run and tag it."""
+    client, runs = mlflow_runs(uri, experiment, f"tags.trial_name = '{trial}'")
+    for run in runs[:1]:
         for key in ("accuracy", "macro_recall", "macro_f1"):
             client.log_metric(run.info.run_id, f"test_{key}", float(test[key]))
         client.set_tag(run.info.run_id, "best_trial", "true")
+
+
+def close_interrupted_runs(uri: str, experiment: str) -> None:
+    """Mark the MLflow runs of trials cut off by an interruption KILLED (they would otherwise
+    show as running forever); the resumed trials log to new runs."""
+    client, runs = mlflow_runs(uri, experiment, "attributes.status = 'RUNNING'")
+    for run in runs:
+        client.set_terminated(run.info.run_id, status="KILLED")

@@ -63,6 +63,7 @@ def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str])
 
 
 def all_results(grid: ResultGrid) -> list[Result]:
+    """Every trial's result (ResultGrid is indexable but declares no iterator)."""
     return [grid[i] for i in range(len(grid))]
 
 
@@ -77,14 +78,12 @@ def full_config(params: dict[str, Any]) -> TrainConfig:
     return config.updated({"hparams": {**model_defaults(config.model), **config.hparams}})
 
 
-def write_table(table: pd.DataFrame, out_dir: Path, title: str) -> tuple[Path, Path]:
+def write_table(table: pd.DataFrame, out_dir: Path, title: str) -> None:
     """results.csv and results.md."""
-    csv_path, md_path = out_dir / "results.csv", out_dir / "results.md"
-    with atomic_path(csv_path) as tmp:
+    with atomic_path(out_dir / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
-    with atomic_path(md_path) as tmp:
+    with atomic_path(out_dir / "results.md") as tmp:
         tmp.write_text(f"{title}\n\n{markdown(table)}\n")
-    return csv_path, md_path
 
 
 def markdown(table: pd.DataFrame) -> str:

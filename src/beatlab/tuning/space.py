@@ -176,7 +176,9 @@ def _parse_entry(key: str, name: str, spec: Any, default: Any, path: Path) -> Pa
     low, high = values
     if kind == "randint":
         if not (isinstance(default, int) and not isinstance(default, bool)):
-            raise BeatlabError(f"'{key}' is not a whole number; use choice or uniform", path)
+            raise BeatlabError(
+                f"'{key}' is not a whole-number setting; use uniform or choice", path
+            )
         if not (isinstance(low, int) and isinstance(high, int)):
             raise BeatlabError(f"'{key}': randint bounds must be whole numbers", path)
         if low > high:

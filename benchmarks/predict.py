@@ -1,0 +1,140 @@
+"""Classify every beat of the 48 MIT-BIH records with PyTorch eager and with ONNX Runtime.
+
+    python benchmarks/predict.py [--run RUN] [--data-dir /tmp/bld] [--threads 2] [--batch 4096]
+
+The beats are the built dataset's (`beatlab data build`), R-R context included. Without --run the
+default cnn1d_resnet is used untrained: throughput does not depend on the weights. Every engine
+gets the same beats in the same batches and `--threads` intra-op threads (one inter-op thread);
+each time is the best of `--repeat` passes after a warm-up, softmax included. The script prints
+beats/s side by side, the ratio, and how far each engine's classes and probabilities are from
+PyTorch's. `--int8` adds ONNX Runtime on a statically quantised copy (calibrated on 2,048 of the
+beats): an experiment in what int8 would buy, not something `beatlab export` writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from scipy.special import softmax
+
+from beatlab import CLASSES
+from beatlab.data.build import ensure_beats
+from beatlab.deploy import classify, export_model, onnx_logits, onnx_session
+from beatlab.models import create_model
+from beatlab.training.runs import load_run
+
+TARGET = 50_000  # beats/s for the default model, from the issue
+CALIBRATION_BEATS = 2048
+WIDTHS = (14, 9, 10, 10, 12, 10)  # columns of the results table
+
+
+class Calibration(CalibrationDataReader):
+    """Feeds a random sample of the beats to ONNX Runtime's static quantiser."""
+
+    def __init__(self, x: np.ndarray, rr: np.ndarray, inputs: list[str]) -> None:
+        pick = np.random.default_rng(0).choice(len(x), CALIBRATION_BEATS, replace=False)
+        batches = [pick[i : i + 256] for i in range(0, CALIBRATION_BEATS, 256)]
+        arrays = {"beats": x, "rr": rr}
+        self.feeds = iter([{k: arrays[k][b] for k in inputs} for b in batches])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self.feeds, None)
+
+
+def quantize(fp32: Path, x: np.ndarray, rr: np.ndarray) -> Path:
+    """A QDQ int8 copy of `fp32` (int8 weights, uint8 activations), beside it."""
+    prepared, int8 = fp32.with_name("prepared.onnx"), fp32.with_name("int8.onnx")
+    quant_pre_process(str(fp32), str(prepared))
+    inputs = [i.name for i in onnx_session(fp32).get_inputs()]
+    quantize_static(
+        str(prepared),
+        str(int8),
+        Calibration(x, rr, inputs),
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    return int8
+
+
+def row(*cells: str) -> str:
+    """One line of the results table: the engine left-aligned, the numbers right-aligned."""
+    first, *rest = cells
+    return f"{first:<{WIDTHS[0]}}" + "".join(
+        f"{c:>{w}}" for c, w in zip(rest, WIDTHS[1:], strict=True)
+    )
+
+
+def best_time(work: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]:
+    """Best wall time of `repeat` calls after one warm-up call, and the last result."""
+    result = work()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = work()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", type=Path, help="run directory (default: untrained cnn1d_resnet)")
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/bld"))
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads per engine")
+    parser.add_argument("--batch", type=int, default=4096, help="beats per forward pass")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--int8", action="store_true", help="also time a quantised ONNX model")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    beats, _, _ = ensure_beats(args.data_dir)
+    if args.run:
+        run = load_run(args.run)
+        model, classes = run.model, run.classes
+    else:
+        model, classes = create_model("cnn1d_resnet").eval(), CLASSES
+    x, rr = beats.x, beats.rr
+    batches = [slice(i, i + args.batch) for i in range(0, len(x), args.batch)]
+
+    def eager() -> np.ndarray:
+        return np.concatenate([classify(model, x[b], rr[b]) for b in batches])
+
+    def runtime(path: Path) -> Callable[[], np.ndarray]:
+        session = onnx_session(path, args.threads)
+        return lambda: np.concatenate(
+            [softmax(onnx_logits(session, x[b], rr[b]), axis=1) for b in batches]
+        )
+
+    results = {"PyTorch eager": best_time(eager, args.repeat)}
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_model(model, classes, "onnx", Path(tmp) / "model.onnx")
+        results["ONNX Runtime"] = best_time(runtime(fp32), args.repeat)
+        if args.int8:
+            results["ONNX RT int8"] = best_time(runtime(quantize(fp32, x, rr)), args.repeat)
+
+    n = len(x)
+    print(f"beats:  {n:,} from {len(np.unique(beats.record))} records ({args.data_dir})")
+    size = sum(p.numel() for p in model.parameters())
+    print(f"model:  {model.name} ({args.run or 'untrained'}), {size:,} parameters")
+    print(f"setup:  {args.threads} intra-op threads, batch {args.batch:,}, best of {args.repeat}")
+    torch_s, torch_p = results["PyTorch eager"]
+    print(row("engine", "seconds", "beats/s", "vs eager", "same class", "max |dp|"))
+    for name, (seconds, proba) in results.items():
+        same = (proba.argmax(1) == torch_p.argmax(1)).mean()
+        gap = np.abs(proba - torch_p).max()
+        speed, ratio = f"{n / seconds:,.0f}", f"{torch_s / seconds:.2f}x"
+        print(row(name, f"{seconds:.2f}", speed, ratio, f"{same:.2%}", f"{gap:.1e}"))
+    best = n / min(seconds for seconds, _ in results.values())
+    print(f"target {TARGET:,} beats/s: {'met' if best >= TARGET else 'not met'} (best {best:,.0f})")
+
+
+if __name__ == "__main__":
+    main()
