@@ -35,17 +35,34 @@ def main() -> None:
     rows = []
     for path in args.configs:
         for split in args.splits:
-            config = load_config(path).updated({"epochs": args.epochs, "split": split,
-                                                "limit": args.limit, "data_dir": args.data_dir})
+            config = load_config(path).updated(
+                {
+                    "epochs": args.epochs,
+                    "split": split,
+                    "limit": args.limit,
+                    "data_dir": args.data_dir,
+                }
+            )
             start = time.perf_counter()
-            run = train_run(config, args.out / "runs", name=f"{path.stem}-{split}-{time.time():.0f}",
-                            tracking_uri="none", progress=False)
+            run = train_run(
+                config,
+                args.out / "runs",
+                name=f"{path.stem}-{split}-{time.time():.0f}",
+                tracking_uri="none",
+                progress=False,
+            )
             test = evaluate_run(run, "test", tracking_uri="none")
-            rows.append({"config": path.stem, "split": split, "epochs": args.epochs,
-                         "accuracy": round(test["accuracy"], 4),
-                         "macro_recall": round(test["macro_recall"], 4),
-                         **{f"Se {c}": round(v["Se"], 4) for c, v in test["per_class"].items()},
-                         "minutes": round((time.perf_counter() - start) / 60, 1)})
+            rows.append(
+                {
+                    "config": path.stem,
+                    "split": split,
+                    "epochs": args.epochs,
+                    "accuracy": round(test["accuracy"], 4),
+                    "macro_recall": round(test["macro_recall"], 4),
+                    **{f"Se {c}": round(v["Se"], 4) for c, v in test["per_class"].items()},
+                    "minutes": round((time.perf_counter() - start) / 60, 1),
+                }
+            )
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
