@@ -24,6 +24,9 @@ from beatlab.training.config import TrainConfig
 from beatlab.training.run import train_run
 from beatlab.training.runs import CHECKPOINT, Run, load_run
 
+# TorchScript is deprecated upstream but still what LibTorch deployments load
+pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated")
+
 
 @pytest.fixture(scope="module")
 def tiny_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -43,6 +46,13 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, " ".join(out.split()), err.strip()
 
 
+def predict(
+    capsys: pytest.CaptureFixture[str], run: Path, out: Path | str, *args: str
+) -> tuple[int, str, str]:
+    """`beatlab predict --run RUN --out OUT ARGS`."""
+    return cli(capsys, "predict", "--run", str(run), "--out", str(out), *args)
+
+
 def sample_beats(beats: Beats, n: int, seed: int = 0) -> Beats:
     rng = np.random.default_rng(seed)
     return beats.take(np.sort(rng.choice(len(beats), n, replace=False)))
@@ -59,34 +69,20 @@ def test_record_with_annotations_matches_the_built_beats(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "208.csv"
-    code, printed, err = cli(
-        capsys,
-        "predict",
-        "--run",
-        str(tiny_run),
-        "--record",
-        str(real_mitdb / "208"),
-        "--out",
-        str(out),
-    )
+    code, printed, err = predict(capsys, tiny_run, out, "--record", str(real_mitdb / "208"))
     assert code == 0, err
     assert "2,955 beats from the reference annotations, lead MLII" in printed
     assert "agreement with the reference: accuracy" in printed
     table = pd.read_csv(out)
-    assert list(table.columns) == [
-        "sample",
-        "time_s",
-        "predicted",
-        *(f"p_{c}" for c in CLASSES),
-        "reference",
-    ]
+    probabilities = [f"p_{c}" for c in CLASSES]
+    assert list(table.columns) == ["sample", "time_s", "predicted", *probabilities, "reference"]
     built = real_beats.take(np.flatnonzero(real_beats.record == "208"))
     assert table["sample"].tolist() == built.sample.tolist()
     assert np.allclose(table["time_s"], built.sample / FS)
     assert table["reference"].tolist() == [CLASSES[y] for y in built.y]
     # the same beats as the builder's, so the same probabilities as on the dataset
     expected = classify(load_run(tiny_run).model, built.x, built.rr)
-    assert np.allclose(table[[f"p_{c}" for c in CLASSES]].to_numpy(), expected, atol=1e-6)
+    assert np.allclose(table[probabilities].to_numpy(), expected, atol=1e-6)
     assert (table["predicted"] == [CLASSES[i] for i in expected.argmax(1)]).all()
 
 
@@ -96,16 +92,7 @@ def test_record_without_annotations_uses_the_detector(
     for ext in ("hea", "dat"):
         shutil.copy(real_mitdb / f"208.{ext}", tmp_path / f"208.{ext}")
     out = tmp_path / "208.parquet"
-    code, printed, err = cli(
-        capsys,
-        "predict",
-        "--run",
-        str(tiny_run),
-        "--record",
-        str(tmp_path / "208.hea"),
-        "--out",
-        str(out),
-    )
+    code, printed, err = predict(capsys, tiny_run, out, "--record", str(tmp_path / "208.hea"))
     assert code == 0, err
     assert "from the QRS detector" in printed and "agreement" not in printed
     table = pd.read_parquet(out)
@@ -115,29 +102,17 @@ def test_record_without_annotations_uses_the_detector(
     assert np.allclose(table[[f"p_{c}" for c in CLASSES]].sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("flag", ["--detector", "--no-annotations"])
 def test_detector_against_annotations_gives_the_reference(
-    capsys: pytest.CaptureFixture[str], tiny_run: Path, tiny_mitdb: Path, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, tiny_mitdb: Path, tmp_path: Path, flag: str
 ) -> None:
-    out = tmp_path / "100.csv"
-    record = str(tiny_mitdb / "100")
-    code, printed, err = cli(
-        capsys,
-        "predict",
-        "--run",
-        str(tiny_run),
-        "--record",
-        record,
-        "--detector",
-        "--out",
-        str(out),
-    )
+    out, record = tmp_path / "100.csv", str(tiny_mitdb / "100")
+    code, printed, err = predict(capsys, tiny_run, out, "--record", record, flag)
     assert code == 0, err
     assert "detector vs annotations: 25 of 25 annotated beats found" in printed
     table = pd.read_csv(out)
     annotated = wfdb.rdann(record, "atr")
-    assert (
-        np.abs(table["sample"] - annotated.sample).max() <= 2
-    )  # R peaks where the annotators put them
+    assert np.abs(table["sample"] - annotated.sample).max() <= 2  # where the annotators put them
     assert table["reference"].tolist() == annotated.symbol  # generated records use N and V only
 
 
@@ -163,9 +138,7 @@ def test_beat_file_rows_are_classified(
     beats = sample_beats(real_beats, 300)
     source, out = tmp_path / f"beats.{suffix}", tmp_path / "out.csv"
     write_beats(source, beats.x, beats.y)
-    code, printed, err = cli(
-        capsys, "predict", "--run", str(tiny_run), f"--{suffix}", str(source), "--out", str(out)
-    )
+    code, printed, err = predict(capsys, tiny_run, out, f"--{suffix}", str(source))
     assert code == 0, err
     assert "300 beats (one per row)" in printed and "accuracy" in printed
     table = pd.read_csv(out)
@@ -181,32 +154,12 @@ def test_beat_file_rows_are_classified(
 def test_flat_record_has_no_beats(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, tmp_path: Path
 ) -> None:
-    signal = np.zeros((10 * FS, 1))
-    wfdb.wrsamp(
-        "flat",
-        fs=FS,
-        units=["mV"],
-        sig_name=["MLII"],
-        p_signal=signal,
-        fmt=["212"],
-        write_dir=str(tmp_path),
-    )
-    out = tmp_path / "flat.csv"
-    code, _, err = cli(
-        capsys,
-        "predict",
-        "--run",
-        str(tiny_run),
-        "--record",
-        str(tmp_path / "flat"),
-        "--out",
-        str(out),
-    )
+    flat = np.zeros((10 * FS, 1))
+    wfdb.wrsamp("flat", FS, ["mV"], ["MLII"], p_signal=flat, fmt=["212"], write_dir=str(tmp_path))
+    record, out = tmp_path / "flat", tmp_path / "flat.csv"
+    code, _, err = predict(capsys, tiny_run, out, "--record", str(record))
     assert code == 2
-    assert (
-        err.strip()
-        == f"beatlab: error: {tmp_path / 'flat'}: no beats detected (flat or empty signal?)"
-    )
+    assert err == f"beatlab: error: {record}: no beats detected (flat or empty signal?)"
     assert not out.exists()
 
 
@@ -216,16 +169,7 @@ def test_run_without_checkpoint(
     broken = tmp_path / "broken"
     shutil.copytree(tiny_run, broken)
     (broken / CHECKPOINT).unlink()
-    code, _, err = cli(
-        capsys,
-        "predict",
-        "--run",
-        str(broken),
-        "--record",
-        str(tiny_mitdb / "100"),
-        "--out",
-        str(tmp_path / "o.csv"),
-    )
+    code, _, err = predict(capsys, broken, tmp_path / "o.csv", "--record", str(tiny_mitdb / "100"))
     assert code == 2
     assert err == f"beatlab: error: {broken}: run has no checkpoint ({CHECKPOINT})"
 
@@ -236,16 +180,7 @@ def test_row_of_the_wrong_length(
     source = tmp_path / "beats.csv"
     good = ",".join(["0.5"] * 187 + ["0.0"])
     source.write_text(f"{good}\n{','.join(['0.5'] * 150 + ['0.0'])}\n")
-    code, _, err = cli(
-        capsys,
-        "predict",
-        "--run",
-        str(tiny_run),
-        "--csv",
-        str(source),
-        "--out",
-        str(tmp_path / "o.csv"),
-    )
+    code, _, err = predict(capsys, tiny_run, tmp_path / "o.csv", "--csv", str(source))
     assert code == 2
     problem = "expected 188 columns (187 samples + label), found a row with 151"
     assert err == f"beatlab: error: {source}: {problem}"
@@ -255,18 +190,26 @@ def test_row_of_the_wrong_length(
     ("args", "problem"),
     [
         ([], "give exactly one of --record, --csv or --parquet"),
+        (
+            ["--csv", "a.csv", "--parquet", "b.parquet"],
+            "give exactly one of --record, --csv or --parquet",
+        ),
         (["--csv", "a.parquet"], "a.parquet: --csv needs a .csv file"),
         (["--csv", "a.csv", "--detector"], "--detector applies to --record only"),
-        (["--csv", "a.csv", "--out", "o.txt"], "o.txt: output must end in .csv, .parquet or .parq"),
     ],
 )
 def test_bad_arguments(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, args: list[str], problem: str
 ) -> None:
-    out = [] if "--out" in args else ["--out", "o.csv"]
-    code, _, err = cli(capsys, "predict", "--run", str(tiny_run), *args, *out)
+    code, _, err = predict(capsys, tiny_run, "o.csv", *args)
     assert code == 2
     assert err == f"beatlab: error: {problem}"
+
+
+def test_bad_output_suffix(capsys: pytest.CaptureFixture[str], tiny_run: Path) -> None:
+    code, _, err = predict(capsys, tiny_run, "o.txt", "--csv", "a.csv")
+    assert code == 2
+    assert err == "beatlab: error: o.txt: output must end in .csv, .parquet or .parq"
 
 
 def test_rr_model_refuses_beat_files(tmp_path: Path) -> None:
@@ -319,10 +262,7 @@ def test_torchscript_matches_pytorch_on_real_beats(
 def test_unknown_export_format(capsys: pytest.CaptureFixture[str], tiny_run: Path) -> None:
     code, _, err = cli(capsys, "export", "--run", str(tiny_run), "--format", "tflite")
     assert code == 2
-    assert (
-        err.strip()
-        == "beatlab: error: unknown export format 'tflite' (choose from onnx, torchscript)"
-    )
+    assert err == "beatlab: error: unknown export format 'tflite' (choose from onnx, torchscript)"
 
 
 @pytest.mark.parametrize(

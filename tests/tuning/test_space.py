@@ -79,6 +79,7 @@ def test_ray_domains_and_grid(tmp_path: Path) -> None:
         ("optimizer = {choice = ['adam', 'sgd']}", "unknown optimizer 'sgd'"),
         ("lr = {between = [0.1, 0.2]}", "'lr' must be a value or one of"),
         ("lr = 0.002", "nothing to search"),
+        ("", "nothing to search"),
         ("batch = {choice = [32]}\nbatch_size = {choice = [64]}", "'batch_size' is given twice"),
     ],
 )

@@ -53,6 +53,12 @@ def tune(
     ] = DEFAULT_EXPERIMENTS_DIR,
     data_dir: DataDir = None,
     split: Annotated[str, typer.Option(help="intra or inter.")] = "intra",
+    train_file: Annotated[
+        str | None,
+        typer.Option(help="Tune on Kaggle CSV / course Parquet file(s), comma-separated."),
+    ] = None,
+    valid_file: Annotated[str | None, typer.Option()] = None,
+    test_file: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[
         int | None, typer.Option(help="At most this many training (and validation) beats.")
     ] = None,
@@ -89,6 +95,9 @@ def tune(
             seed=seed,
             limit=limit,
             data_dir=str(data_dir) if data_dir else None,
+            train_file=train_file,
+            valid_file=valid_file,
+            test_file=test_file,
             cpus_per_trial=cpus_per_trial,
             tracking_uri=tracking_uri,
         )

@@ -73,6 +73,9 @@ class TuneSettings:
     seed: int = 0
     limit: int | None = None
     data_dir: str | None = None
+    train_file: str | None = None  # prepared beat files instead of the MIT-BIH split
+    valid_file: str | None = None
+    test_file: str | None = None
     cpus_per_trial: int = 1
     tracking_uri: str | None = None
     searched: list[str] = field(default_factory=list)
@@ -107,6 +110,9 @@ class TuneSettings:
             "split": self.split,
             "seed": self.seed,
             "data_dir": self.data_dir,
+            "train_file": self.train_file,
+            "valid_file": self.valid_file,
+            "test_file": self.test_file,
             "limit": self.limit,
         }
 
@@ -132,16 +138,19 @@ def start(
     if exp_dir.exists():
         raise BeatlabError("experiment exists; continue it with --resume or pick a --name", exp_dir)
     grid = settings.search == "grid"
-    param_space = {**settings.fixed(), **space.param_space(grid)}
+    ranges = space.param_space(grid)
     data_dir = resolve_data_dir(Path(settings.data_dir) if settings.data_dir else None)
-    settings = dataclasses.replace(
+    settings = dataclasses.replace(  # trials and best_config.toml must not depend on the cwd
         settings,
-        data_dir=str(data_dir.resolve()),  # trials and best_config.toml must not depend on cwd
+        data_dir=str(data_dir.resolve()),
+        train_file=absolute(settings.train_file),
+        valid_file=absolute(settings.valid_file),
+        test_file=absolute(settings.test_file),
         tracking_uri=resolve_uri(settings.tracking_uri, exp_dir.parent),
         searched=space.searched,
         trials=settings.samples * (space.grid_size() if grid else 1),
     )
-    param_space["data_dir"] = settings.data_dir
+    param_space = {**settings.fixed(), **ranges}
     address = reachable_address(address)
     data = load_split(settings)
     with ray_connection(address):
@@ -187,12 +196,15 @@ def load_settings(exp_dir: Path) -> TuneSettings:
     return TuneSettings(**read_json(path))
 
 
+def absolute(files: str | None) -> str | None:
+    """Comma-separated file names, each made absolute."""
+    return ",".join(str(Path(f.strip()).resolve()) for f in files.split(",")) if files else None
+
+
 def load_split(settings: TuneSettings) -> Dataset:
     """The unbalanced, uncut split, read once by the driver."""
-    config = TrainConfig(
-        model=settings.model, split=settings.split, seed=settings.seed, data_dir=settings.data_dir
-    )
-    return dataset_for(config)
+    fixed = {k: v for k, v in settings.fixed().items() if k not in ("epochs", "limit")}
+    return dataset_for(TrainConfig(**fixed))
 
 
 def trainable(data: Dataset, cpus: int) -> Any:

@@ -1,4 +1,4 @@
-"""Search spaces: one TOML/YAML file per study table, every entry checked before Ray starts.
+"""Search spaces: one TOML (or YAML/JSON) file per study table, checked before Ray starts.
 
 Each top-level key is a training setting (`batch`, `factor`, `training_set`, ... or their
 TrainConfig names) or a hyperparameter of the model, and its value is either fixed or a range:
@@ -16,19 +16,17 @@ value (or both ends of a range) is checked by the same code that will use it.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ray import tune
 from torch import nn
 
 from beatlab.data.balance import BALANCING
 from beatlab.errors import BeatlabError
 from beatlab.models import create_model, model_defaults
-from beatlab.training.config import ALIASES, TrainConfig
+from beatlab.training.config import ALIASES, TrainConfig, read_mapping
 from beatlab.training.trainer import make_optimizer
 
 RANGES = ("choice", "uniform", "loguniform", "randint")
@@ -118,21 +116,8 @@ class SearchSpace:
 
 
 def load_space(path: Path, model: str) -> SearchSpace:
-    """Read and check a search-space file for `model`."""
-    if not path.is_file():
-        raise BeatlabError("search-space file not found", path)
-    try:
-        if path.suffix == ".toml":
-            raw = tomllib.loads(path.read_text())
-        elif path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(path.read_text())
-        else:
-            raise BeatlabError("search space must be .toml, .yaml or .yml", path)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-        first = str(err).splitlines()[0]
-        raise BeatlabError(f"search space does not parse: {first}", path) from None
-    if not isinstance(raw, dict) or not raw:
-        raise BeatlabError("search space must be a non-empty mapping of hyperparameters", path)
+    """Read and check a search-space file (TOML, YAML or JSON) for `model`."""
+    raw = read_mapping(path, "search space")
     defaults = model_defaults(model)  # also rejects an unknown model
     params: dict[str, Param] = {}
     for key, spec in raw.items():
@@ -154,7 +139,7 @@ def load_space(path: Path, model: str) -> SearchSpace:
         for value in params[name].values:
             _check_value(model, name, value, path)
     if not any(p.kind != "fixed" for p in params.values()):
-        raise BeatlabError("nothing to search: every entry is a fixed value", path)
+        raise BeatlabError("nothing to search: no entry has a range", path)
     return SearchSpace(path, model, params)
 
 
