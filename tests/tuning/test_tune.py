@@ -19,6 +19,7 @@ from ray.tune import ExperimentAnalysis
 from safetensors.torch import load_file
 
 from beatlab.data.dataset import load_dataset
+from beatlab.training.config import load_config
 
 TINY_SPACE = """\
 batch = {choice = [32, 64]}
@@ -208,3 +209,41 @@ def test_resume_needs_an_experiment(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert code == 2 and len(err.strip().splitlines()) == 1
         assert str(path) in err
     assert "not a beatlab tune experiment" in run_cli(capsys, "tune", "--resume", str(tmp_path))[2]
+
+
+def test_search_on_prepared_files(
+    real_formats: Path,
+    tiny_space: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(real_formats)  # relative file names are kept as absolute ones
+    code, out, _ = run_cli(
+        capsys,
+        "tune",
+        *TINY,
+        "--space",
+        str(tiny_space),
+        "--train-file",
+        "ptbdb_normal_sample.csv,ptbdb_abnormal_sample.csv",
+        "--search",
+        "random",
+        "--scheduler",
+        "fifo",
+        "--samples",
+        "2",
+        "--name",
+        "ptb",
+        "--experiments-dir",
+        str(tmp_path),
+        "--tracking-uri",
+        "none",
+    )
+    assert code == 0, out
+    best = load_config(tmp_path / "ptb" / "best_config.toml")
+    assert best.train_file == ",".join(
+        str(real_formats / f) for f in ("ptbdb_normal_sample.csv", "ptbdb_abnormal_sample.csv")
+    )
+    summary = json.loads((tmp_path / "ptb" / "summary.json").read_text())
+    assert summary["test"]["n"] == 40  # the stratified 20 % carved from the two files

@@ -59,6 +59,11 @@ def train_run(
     """Train per `config` and write a run directory; returns its path."""
     ds = dataset if dataset is not None else dataset_for(config)
     model = build_model(config, ds.num_classes)
+    if model.use_rr and ds.meta.get("source") == "files":
+        raise BeatlabError(
+            "the model uses R-R intervals (use_rr), which prepared beat files lack",
+            config.init_from or config.train_file,
+        )
     # the architecture as built (the source run's with --init-from), every default spelled out
     config = config.updated({"model": model.name, "hparams": model.hparams})
     run_dir = new_run_dir(runs_dir, name, config.model)
