@@ -99,6 +99,33 @@ def test_transfer_with_frozen_backbone(
     assert config["init_from"] == str(arrhythmia_run) and config["freeze_backbone"] is True
 
 
+def test_evaluate_on_a_file(
+    real_formats: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pair = (
+        f"{real_formats / 'ptbdb_normal_sample.csv'},{real_formats / 'ptbdb_abnormal_sample.csv'}"
+    )
+    run = train_run(
+        TrainConfig(train_file=pair, epochs=1),
+        tmp_path,
+        name="pair",
+        tracking_uri="none",
+        progress=False,
+    )
+    code, out, err = run_cli(
+        capsys,
+        "evaluate",
+        str(run),
+        "--test-file",
+        str(real_formats / "heart_test.parq"),
+        "--tracking-uri",
+        "none",
+    )
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())["file:heart_test.parq"]
+    assert metrics["n"] == 2_911 and 0.0 <= metrics["roc_auc"] <= 1.0
+
+
 def test_file_with_labels_of_another_task(
     arrhythmia_run: Path, real_formats: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,13 +6,15 @@ import math
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from beatlab.cli.common import DataDir, console, print_table
 from beatlab.errors import BeatlabError
-from beatlab.tuning import Outcome, TuneSettings, load_space, resume, start
+
+if TYPE_CHECKING:
+    from beatlab.tuning import Outcome
 
 DEFAULT_EXPERIMENTS_DIR = Path("experiments")
 INTERRUPTED = 130  # the shell's status for a run ended by Ctrl+C
@@ -71,6 +73,8 @@ def tune(
     ] = None,
 ) -> None:
     """Hypertune a model with Ray Tune on the validation part; test the best trial once."""
+    from beatlab.tuning import TuneSettings, load_space, resume, start  # Ray: import on use
+
     began = time.perf_counter()
     if resume_dir is not None:
         if model or space:

@@ -163,7 +163,7 @@ def evaluate_run(
     if run.model.use_rr and not beats.rr.any():
         raise BeatlabError("the run's model uses R-R intervals, which beat files lack", where)
     metrics = classification_metrics(
-        beats.y, predict_proba(run.model, Tensors.from_beats(beats)), ds.classes
+        beats.y, predict_proba(run.model, Tensors.from_beats(beats)), classes
     )
     all_metrics = read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
     all_metrics[part] = metrics
