@@ -45,15 +45,24 @@ class Tracker:
         self.experiment = experiment
         self.active = False
 
-    def _mlflow(self) -> Any:
+    @contextlib.contextmanager
+    def _mlflow(self) -> Iterator[Any]:
+        """MLflow pointed at this tracker's store, for the block only: mlflow.set_tracking_uri
+        also sets $MLFLOW_TRACKING_URI, which would otherwise leak into later runs and trials."""
         import mlflow
 
         assert self.uri is not None
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        before = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(self.uri)
-        mlflow.set_experiment(self.experiment)
-        return mlflow
+        try:
+            mlflow.set_experiment(self.experiment)
+            yield mlflow
+        finally:
+            mlflow.set_tracking_uri(before or "")
+            if before is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
 
     @contextlib.contextmanager
     def run(
@@ -62,8 +71,7 @@ class Tracker:
         if self.uri is None:
             yield
             return
-        mlflow = self._mlflow()
-        with mlflow.start_run(run_name=name, tags=tags):
+        with self._mlflow() as mlflow, mlflow.start_run(run_name=name, tags=tags):
             mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
             self.active = True
             try:
@@ -87,10 +95,10 @@ class Tracker:
         """Add metrics (e.g. test results from `evaluate`) to the latest run of that name."""
         if self.uri is None:
             return
-        mlflow = self._mlflow()
-        found = mlflow.search_runs(
-            filter_string=f"attributes.run_name = '{name}'", max_results=1, output_format="list"
-        )
-        if found:
-            with mlflow.start_run(run_id=found[0].info.run_id):
-                mlflow.log_metrics(metrics)
+        with self._mlflow() as mlflow:
+            found = mlflow.search_runs(
+                filter_string=f"attributes.run_name = '{name}'", max_results=1, output_format="list"
+            )
+            if found:
+                with mlflow.start_run(run_id=found[0].info.run_id):
+                    mlflow.log_metrics(metrics)
