@@ -154,6 +154,7 @@ def test_mlflow_logs_the_run(real_data_dir: Path, tmp_path: Path) -> None:
     assert [r.info.run_name for r in runs] == ["tracked"]
     assert runs[0].data.params["model"] == "cnn1d_resnet"
     assert "val_macro_recall" in runs[0].data.metrics
+    assert list((tmp_path / "mlartifacts").rglob("model.safetensors"))  # beside the store
 
 
 def test_estimator_follows_sklearn(real_data_dir: Path) -> None:

@@ -57,6 +57,13 @@ class Tracker:
         before = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(self.uri)
         try:
+            if self.uri.startswith("sqlite:///") and not mlflow.get_experiment_by_name(
+                self.experiment
+            ):  # keep artifacts beside the local store, not in ./mlruns of the caller
+                store = Path(self.uri.removeprefix("sqlite:///"))
+                mlflow.create_experiment(
+                    self.experiment, artifact_location=(store.parent / "mlartifacts").as_uri()
+                )
             mlflow.set_experiment(self.experiment)
             yield mlflow
         finally:
