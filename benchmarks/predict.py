@@ -1,9 +1,10 @@
 """Classify every beat of the 48 MIT-BIH records with PyTorch eager and with ONNX Runtime.
 
-    python benchmarks/predict.py [--run RUN] [--data-dir /tmp/bld] [--threads 2] [--batch 4096]
+    python benchmarks/predict.py [--run RUN] [--data-dir DIR] [--threads 2] [--batch 4096]
 
-The beats are the built dataset's (`beatlab data build`), R-R context included. Without --run the
-default cnn1d_resnet is used untrained: throughput does not depend on the weights. Every engine
+The beats are the built dataset's (`beatlab data build`; --data-dir, else $BEATLAB_DATA_DIR, else
+./data), R-R context included. Without --run the model of configs/demo.toml (the default model)
+is used untrained: throughput does not depend on the weights. Every engine
 gets the same beats in the same batches and `--threads` intra-op threads (one inter-op thread);
 each time is the best of `--repeat` passes after a warm-up, softmax included. The script prints
 beats/s side by side, the ratio, the CPU seconds each pass cost (all threads; on a shared
@@ -29,10 +30,13 @@ from scipy.special import softmax
 
 from beatlab import CLASSES
 from beatlab.data.build import ensure_beats
+from beatlab.data.dataset import resolve_data_dir
 from beatlab.deploy import classify, export_model, onnx_logits, onnx_session
 from beatlab.models import create_model
+from beatlab.training.config import load_config
 from beatlab.training.runs import load_run
 
+DEMO_CONFIG = Path(__file__).parent.parent / "configs" / "demo.toml"
 TARGET = 50_000  # beats/s for the default model, from the issue
 CALIBRATION_BEATS = 2048
 WIDTHS = (14, 9, 10, 10, 8, 12, 10)  # columns of the results table
@@ -89,8 +93,8 @@ def best_time(work: Callable[[], np.ndarray], repeat: int) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", type=Path, help="run directory (default: untrained cnn1d_resnet)")
-    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/bld"))
+    parser.add_argument("--run", type=Path, help="run directory (default: untrained demo model)")
+    parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads per engine")
     parser.add_argument("--batch", type=int, default=4096, help="beats per forward pass")
     parser.add_argument("--repeat", type=int, default=3)
@@ -99,12 +103,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
-    beats, _, _ = ensure_beats(args.data_dir)
+    data_dir = resolve_data_dir(args.data_dir)
+    beats, _, _ = ensure_beats(data_dir)
     if args.run:
         run = load_run(args.run)
         model, classes = run.model, run.classes
     else:
-        model, classes = create_model("cnn1d_resnet").eval(), CLASSES
+        demo = load_config(DEMO_CONFIG)
+        model, classes = create_model(demo.model, **demo.hparams).eval(), CLASSES
     x, rr = beats.x, beats.rr
     batches = [slice(i, i + args.batch) for i in range(0, len(x), args.batch)]
 
@@ -125,7 +131,7 @@ def main() -> None:
             results["ONNX RT int8"] = best_time(runtime(quantize(fp32, x, rr)), args.repeat)
 
     n = len(x)
-    print(f"beats:  {n:,} from {len(np.unique(beats.record))} records ({args.data_dir})")
+    print(f"beats:  {n:,} from {len(np.unique(beats.record))} records ({data_dir})")
     size = sum(p.numel() for p in model.parameters())
     print(f"model:  {model.name} ({args.run or 'untrained'}), {size:,} parameters")
     print(f"setup:  {args.threads} intra-op threads, batch {args.batch:,}, best of {args.repeat}")

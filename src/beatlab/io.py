@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from beatlab.errors import BeatlabError
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
@@ -26,6 +28,17 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def writing(path: Path | str) -> Iterator[Path]:
+    """`atomic_path` for user-facing outputs: a failed write (disk full, no permission) becomes
+    one line naming the file instead of a traceback."""
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except OSError as err:
+        raise BeatlabError(f"cannot write: {err.strerror or err}", path) from err
 
 
 def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:

@@ -18,7 +18,7 @@ from beatlab.data.dataset import load_dataset
 from beatlab.errors import BeatlabError
 from beatlab.training.config import TrainConfig, load_config
 from beatlab.training.estimator import BeatClassifier
-from beatlab.training.run import evaluate_run, train_run
+from beatlab.training.run import evaluate_run, loss_weights, train_run
 from beatlab.training.runs import load_run
 
 TINY = {"limit": 600, "epochs": 2, "batch_size": 64}
@@ -45,6 +45,15 @@ def metrics_of(run: Path) -> list[dict[str, float]]:
     """Per-epoch metrics without the wall-clock columns."""
     history = pd.read_csv(run / "history.csv").drop(columns=["seconds", "val_seconds"])
     return history.to_dict("records")
+
+
+def test_class_weight_power_damps_balanced_weights(real_data_dir: Path) -> None:
+    weighted = load_dataset(real_data_dir, balance="weights")
+    full = loss_weights(weighted, TrainConfig())
+    damped = loss_weights(weighted, TrainConfig(class_weight_power=0.5))
+    assert full is not None and max(full) > 10  # F: ~800 of ~110,000 beats
+    assert damped == pytest.approx(np.sqrt(full))
+    assert loss_weights(load_dataset(real_data_dir), TrainConfig(class_weight_power=0.5)) is None
 
 
 def test_run_directory_and_rerun_from_saved_config(

@@ -19,13 +19,15 @@ import pyarrow.parquet as pq
 
 from beatlab import BEAT_LENGTH, CLASSES
 from beatlab.errors import BeatlabError
-from beatlab.io import atomic_path
+from beatlab.io import writing
 
 BeatArray = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
 
 FORMATS: tuple[str, ...] = ("kaggle-csv", "mads-parquet")
 """Kaggle heartbeat CSV (no header, label last) and the course Parquet ("0".."186" + target)."""
+NO_RR = "the model uses R-R intervals (use_rr), which prepared beat files lack"
+"""Why a model with use_rr cannot train on, be evaluated on or classify these files."""
 
 SAMPLE_COLUMNS: tuple[str, ...] = tuple(str(i) for i in range(BEAT_LENGTH))
 TARGET_COLUMN = "target"
@@ -111,14 +113,11 @@ def write_beats(
     if not np.issubdtype(y64.dtype, np.integer):
         raise ValueError(f"y must hold integer labels, got dtype {y64.dtype}")
     columns = [pa.array(X32[:, j]) for j in range(BEAT_LENGTH)]
-    try:
-        with atomic_path(path) as tmp:
-            if fmt == "kaggle-csv":
-                _write_csv(tmp, columns, y64)
-            else:
-                _write_parquet(tmp, columns, y64)
-    except OSError as exc:
-        raise BeatlabError(f"cannot write: {exc.strerror or exc}", path) from exc
+    with writing(path) as tmp:
+        if fmt == "kaggle-csv":
+            _write_csv(tmp, columns, y64)
+        else:
+            _write_parquet(tmp, columns, y64)
 
 
 def _read_csv(path: Path) -> npt.NDArray[np.float64]:

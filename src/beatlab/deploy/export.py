@@ -19,7 +19,7 @@ import torch
 
 from beatlab import BEAT_LENGTH, __version__
 from beatlab.errors import BeatlabError
-from beatlab.io import atomic_path
+from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
 
 EXPORT_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -60,14 +60,11 @@ def export_model(
             "beatlab_version": __version__,
         }
     )
-    try:
-        with atomic_path(out) as tmp:
-            if fmt == "onnx":
-                _export_onnx(model, tmp, meta)
-            else:
-                _export_torchscript(model, tmp, meta)
-    except OSError as err:
-        raise BeatlabError(f"cannot write: {err.strerror or err}", out) from err
+    with writing(out) as tmp:
+        if fmt == "onnx":
+            _export_onnx(model, tmp, meta)
+        else:
+            _export_torchscript(model, tmp, meta)
     return out
 
 

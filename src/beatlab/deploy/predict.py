@@ -25,9 +25,9 @@ from beatlab.data.build import (
     read_lead,
     segment_beats,
 )
-from beatlab.data.formats import detect_format, read_beats
+from beatlab.data.formats import NO_RR, detect_format, read_beats
 from beatlab.errors import BeatlabError
-from beatlab.io import atomic_path
+from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import Run
@@ -194,11 +194,7 @@ def predict_record(run: Run, path: Path, *, detector: bool = False) -> Predictio
 def predict_file(run: Run, path: Path) -> Predictions:
     """Classify every row of a Kaggle CSV or course Parquet file; its label is the reference."""
     if run.model.use_rr:
-        raise BeatlabError(
-            "this run's model uses R-R intervals (use_rr), which beat files lack; "
-            "classify a WFDB record instead",
-            path,
-        )
+        raise BeatlabError(f"{NO_RR}; classify a WFDB record instead", path)
     x, y = read_beats(path, classes=len(run.classes))
     rr = np.zeros((len(x), RR_FEATURES), dtype=np.float32)
     return Predictions(run.classes, classify(run.model, x, rr), y, "file")
@@ -222,11 +218,8 @@ def table_format(path: Path) -> str:
 def write_table(table: pd.DataFrame, path: Path) -> None:
     """Write the per-beat table as CSV or Parquet (by suffix), atomically."""
     fmt = table_format(path)
-    try:
-        with atomic_path(path) as tmp:
-            if fmt == "csv":
-                table.to_csv(tmp, index=False)
-            else:
-                table.to_parquet(tmp, index=False)
-    except OSError as err:
-        raise BeatlabError(f"cannot write: {err.strerror or err}", path) from err
+    with writing(path) as tmp:
+        if fmt == "csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)

@@ -41,22 +41,10 @@ from typing import Any
 import pandas as pd
 
 from beatlab.errors import BeatlabError
-from beatlab.training.config import TrainConfig, load_config, read_mapping
+from beatlab.training.config import STUDY_HPARAMS, TrainConfig, load_config, read_mapping
 from beatlab.training.runs import CONFIG, RUN, Run, load_run
 
-STUDY_COLUMNS = (
-    "iterations",
-    "accuracy",
-    "recall macro",
-    "batch",
-    "hidden",
-    "dropout",
-    "num_layers",
-    "num_blocks",
-    "factor",
-    "gru_hidden",
-    "training set",
-)
+STUDY_COLUMNS = ("iterations", "accuracy", "recall macro", *STUDY_HPARAMS)
 """The columns of the study's results and best-configuration tables."""
 
 ALIASES = {
@@ -188,7 +176,7 @@ class Experiment:
         if any(p.tuned for p in self.space):
             names = [p.name for p in self.space if p.tuned]
         else:
-            names = [c for c in STUDY_COLUMNS[3:] if c in self.trials]
+            names = [c for c in STUDY_HPARAMS if c in self.trials]
             names = [c for c in names if self.trials[c].nunique() > 1]
         found = [n for n in names if n in self.trials and self.trials[n].notna().any()]
         return list(dict.fromkeys(found))

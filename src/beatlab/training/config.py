@@ -15,6 +15,17 @@ from beatlab.errors import BeatlabError
 
 ALIASES = {"batch": "batch_size", "training_set": "balance", "trainfile": "balance"}
 """The study's column names for training settings."""
+STUDY_HPARAMS = {
+    "batch": "batch_size",
+    "hidden": "hidden",
+    "dropout": "dropout",
+    "num_layers": "num_layers",
+    "num_blocks": "num_blocks",
+    "factor": "factor",
+    "gru_hidden": "gru_hidden",
+    "training set": "balance",
+}
+"""The study's hyperparameter columns (its tables' order) -> TrainConfig field or hparam."""
 
 
 @dataclass
@@ -26,6 +37,8 @@ class TrainConfig:
     # data
     split: str = "intra"
     balance: str = "none"
+    class_weight_power: float = 1.0
+    """With balance="weights": the loss uses balanced weights ** power (0.5 damps them)."""
     seed: int = 0
     folds: int | None = None
     fold: int = 0

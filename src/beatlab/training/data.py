@@ -10,7 +10,7 @@ from beatlab import CLASSES
 from beatlab.data.balance import balance as balance_beats
 from beatlab.data.build import Beats
 from beatlab.data.dataset import Dataset, load_dataset
-from beatlab.data.formats import read_beats
+from beatlab.data.formats import NO_RR, read_beats
 from beatlab.data.splits import carve
 from beatlab.errors import BeatlabError
 from beatlab.training.config import TrainConfig
@@ -79,7 +79,7 @@ def dataset_for(config: TrainConfig) -> Dataset:
     """The dataset of a config, with the training part cut to `limit` beats if set."""
     if config.train_file:
         if config.hparams.get("use_rr"):
-            raise BeatlabError("use_rr needs R-R intervals, which prepared beat files lack")
+            raise BeatlabError(NO_RR, config.train_file)
         ds = file_dataset(config)
     elif config.valid_file or config.test_file:
         raise BeatlabError("--valid-file and --test-file need --train-file")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from beatlab.data.dataset import Dataset
+from beatlab.data.formats import NO_RR
 from beatlab.errors import BeatlabError
 from beatlab.models import BeatModel, create_model
 from beatlab.training.config import TrainConfig
@@ -46,6 +47,16 @@ def build_model(config: TrainConfig, num_classes: int) -> BeatModel:
     return model
 
 
+def loss_weights(ds: Dataset, config: TrainConfig) -> list[float] | None:
+    """The dataset's balanced class weights raised to `class_weight_power`: full weights make
+    a class of 800 beats count like one of 90,000, which buys rare-class recall with many false
+    alarms on normal beats; a power below 1 trades between the two."""
+    weights = ds.meta.get("class_weights")
+    if weights is None:
+        return None
+    return [float(w) ** config.class_weight_power for w in weights]
+
+
 def train_run(
     config: TrainConfig,
     runs_dir: Path,
@@ -60,10 +71,7 @@ def train_run(
     ds = dataset if dataset is not None else dataset_for(config)
     model = build_model(config, ds.num_classes)
     if model.use_rr and ds.meta.get("source") == "files":
-        raise BeatlabError(
-            "the model uses R-R intervals (use_rr), which prepared beat files lack",
-            config.init_from or config.train_file,
-        )
+        raise BeatlabError(NO_RR, config.init_from or config.train_file)
     # the architecture as built (the source run's with --init-from), every default spelled out
     config = config.updated({"model": model.name, "hparams": model.hparams})
     run_dir = new_run_dir(runs_dir, name, config.model)
@@ -101,7 +109,7 @@ def _train_into(
             ds.valid,
             config,
             ds.classes,
-            class_weights=ds.meta.get("class_weights"),
+            class_weights=loss_weights(ds, config),
             on_epoch=epoch_done,
             progress=progress,
         )
@@ -161,7 +169,7 @@ def evaluate_run(
             where,
         )
     if run.model.use_rr and not beats.rr.any():
-        raise BeatlabError("the run's model uses R-R intervals, which beat files lack", where)
+        raise BeatlabError(NO_RR, where)
     metrics = classification_metrics(
         beats.y, predict_proba(run.model, Tensors.from_beats(beats)), classes
     )

@@ -12,7 +12,7 @@ from ray.tune import Result, ResultGrid
 
 from beatlab.io import atomic_path
 from beatlab.models import model_defaults
-from beatlab.training.config import TrainConfig
+from beatlab.training.config import STUDY_HPARAMS, TrainConfig
 from beatlab.tuning.trial import plain
 
 METRIC_COLUMNS = {
@@ -21,17 +21,6 @@ METRIC_COLUMNS = {
     "val_loss": "loss",
 }
 """Validation metric -> its column in the table."""
-STUDY_COLUMNS = {
-    "batch": "batch_size",
-    "hidden": "hidden",
-    "dropout": "dropout",
-    "num_layers": "num_layers",
-    "num_blocks": "num_blocks",
-    "factor": "factor",
-    "gru_hidden": "gru_hidden",
-    "training set": "balance",
-}
-"""The study's hyperparameter columns -> TrainConfig field or model hyperparameter."""
 
 
 def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str]) -> pd.DataFrame:
@@ -39,7 +28,7 @@ def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str])
 
     Columns: trial, iterations (epochs trained), the validation metrics, the study's
     hyperparameters (blank where the model has none), then any other searched setting."""
-    extra = [name for name in searched if name not in STUDY_COLUMNS.values()]
+    extra = [name for name in searched if name not in STUDY_HPARAMS.values()]
     rows = []
     for result in all_results(grid):
         config = full_config(result.config or {})
@@ -53,7 +42,7 @@ def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str])
         }
         if metric == "val_loss":
             row["loss"] = metrics.get("val_loss")
-        row.update({col: settings.get(name) for col, name in STUDY_COLUMNS.items()})
+        row.update({col: settings.get(name) for col, name in STUDY_HPARAMS.items()})
         row.update({name: settings.get(name) for name in extra})
         rows.append(row)
     table = pd.DataFrame(rows)
