@@ -1,17 +1,17 @@
-"""Classify every beat of the 48 MIT-BIH records with PyTorch eager and with ONNX Runtime.
+"""Classify every beat of the 48 MIT-BIH records with PyTorch eager and with ONNX Runtime, the
+latter both as one multi-threaded session and as `OnnxRunner` (one single-threaded session per
+worker).
 
-    python benchmarks/predict.py [--run RUN] [--data-dir DIR] [--threads 2] [--batch 4096]
+    python benchmarks/predict.py [--run RUN] [--data-dir DIR] [--threads 2] [--batch 1024]
 
 The beats are the built dataset's (`beatlab data build`; --data-dir, else $BEATLAB_DATA_DIR, else
 ./data), R-R context included. Without --run the model of configs/demo.toml (the default model)
-is used untrained: throughput does not depend on the weights. Every engine
-gets the same beats in the same batches and `--threads` intra-op threads (one inter-op thread);
-each time is the best of `--repeat` passes after a warm-up, softmax included. The script prints
-beats/s side by side, the ratio, the CPU seconds each pass cost (all threads; on a shared
-machine wall time alone overstates the cost), and how far each engine's classes and
-probabilities are from PyTorch's. `--int8` adds ONNX Runtime on a statically quantised copy
-(calibrated on 2,048 of the beats): an experiment in what int8 would buy, not something
-`beatlab export` writes.
+is used untrained: throughput does not depend on the weights. Every engine gets the same beats,
+the same batch size and `--threads` threads; each time is the best of `--repeat` passes after a
+warm-up, softmax included. The script prints beats/s side by side, the ratio to PyTorch, the CPU
+seconds each pass cost (all threads; on a shared machine wall time alone overstates the cost),
+and how far each engine's classes and probabilities are from PyTorch's. `--int8` adds the int8
+copy that `beatlab export --int8` writes (calibrated here on 2,048 of the beats).
 """
 
 from __future__ import annotations
@@ -24,50 +24,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
 from scipy.special import softmax
 
 from beatlab import CLASSES
 from beatlab.data.build import ensure_beats
 from beatlab.data.dataset import resolve_data_dir
-from beatlab.deploy import classify, export_model, onnx_logits, onnx_session
+from beatlab.deploy import (
+    OnnxRunner,
+    classify,
+    export_int8,
+    export_model,
+    onnx_logits,
+    onnx_session,
+)
 from beatlab.models import create_model
 from beatlab.training.config import load_config
 from beatlab.training.runs import load_run
 
 DEMO_CONFIG = Path(__file__).parent.parent / "configs" / "demo.toml"
 TARGET = 50_000  # beats/s for the default model, from the issue
-CALIBRATION_BEATS = 2048
-WIDTHS = (14, 9, 10, 10, 8, 12, 10)  # columns of the results table
-
-
-class Calibration(CalibrationDataReader):
-    """Feeds a random sample of the beats to ONNX Runtime's static quantiser."""
-
-    def __init__(self, x: np.ndarray, rr: np.ndarray, inputs: list[str]) -> None:
-        pick = np.random.default_rng(0).choice(len(x), CALIBRATION_BEATS, replace=False)
-        batches = [pick[i : i + 256] for i in range(0, CALIBRATION_BEATS, 256)]
-        arrays = {"beats": x, "rr": rr}
-        self.feeds = iter([{k: arrays[k][b] for k in inputs} for b in batches])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self.feeds, None)
-
-
-def quantize(fp32: Path, x: np.ndarray, rr: np.ndarray) -> Path:
-    """A QDQ int8 copy of `fp32` (int8 weights, uint8 activations), beside it."""
-    prepared, int8 = fp32.with_name("prepared.onnx"), fp32.with_name("int8.onnx")
-    quant_pre_process(str(fp32), str(prepared))
-    inputs = [i.name for i in onnx_session(fp32).get_inputs()]
-    quantize_static(
-        str(prepared),
-        str(int8),
-        Calibration(x, rr, inputs),
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
-    return int8
+WIDTHS = (15, 9, 10, 10, 8, 12, 10)  # columns of the results table
 
 
 def row(*cells: str) -> str:
@@ -96,7 +72,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="run directory (default: untrained demo model)")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads per engine")
-    parser.add_argument("--batch", type=int, default=4096, help="beats per forward pass")
+    parser.add_argument("--batch", type=int, default=1024, help="beats per forward pass")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--int8", action="store_true", help="also time a quantised ONNX model")
     args = parser.parse_args()
@@ -117,24 +93,33 @@ def main() -> None:
     def eager() -> np.ndarray:
         return np.concatenate([classify(model, x[b], rr[b]) for b in batches])
 
-    def runtime(path: Path) -> Callable[[], np.ndarray]:
+    def one_session(path: Path) -> Callable[[], np.ndarray]:
         session = onnx_session(path, args.threads)
         return lambda: np.concatenate(
             [softmax(onnx_logits(session, x[b], rr[b]), axis=1) for b in batches]
         )
 
+    def runner(path: Path) -> Callable[[], np.ndarray]:
+        onnx = OnnxRunner(path, workers=args.threads, batch=args.batch)
+        return lambda: onnx.predict_proba(x, rr)
+
     results = {"PyTorch eager": best_time(eager, args.repeat)}
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_model(model, classes, "onnx", Path(tmp) / "model.onnx")
-        results["ONNX Runtime"] = best_time(runtime(fp32), args.repeat)
+        files = {"fp32": export_model(model, classes, "onnx", Path(tmp) / "model.onnx")}
         if args.int8:
-            results["ONNX RT int8"] = best_time(runtime(quantize(fp32, x, rr)), args.repeat)
+            files["int8"] = export_int8(model, classes, Path(tmp) / "int8.onnx", x, rr)
+        for kind, path in files.items():
+            results[f"ORT {kind} 1x{args.threads}"] = best_time(one_session(path), args.repeat)
+            results[f"ORT {kind} {args.threads}x1"] = best_time(runner(path), args.repeat)
 
     n = len(x)
     print(f"beats:  {n:,} from {len(np.unique(beats.record))} records ({data_dir})")
     size = sum(p.numel() for p in model.parameters())
     print(f"model:  {model.name} ({args.run or 'untrained'}), {size:,} parameters")
-    print(f"setup:  {args.threads} intra-op threads, batch {args.batch:,}, best of {args.repeat}")
+    print(
+        f"setup:  {args.threads} threads (ORT 1xN: one session, N intra-op threads; Nx1: "
+        f"OnnxRunner, N one-thread sessions), batch {args.batch:,}, best of {args.repeat}"
+    )
     torch_s, _, torch_p = results["PyTorch eager"]
     print(row("engine", "seconds", "beats/s", "vs eager", "CPU s", "same class", "max |dp|"))
     for name, (seconds, cpu, proba) in results.items():

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 import torch
@@ -15,7 +16,14 @@ from conftest import FS, run_cli
 from beatlab import CLASSES
 from beatlab.data.build import Beats, load_beats
 from beatlab.data.formats import write_beats
-from beatlab.deploy import classify, export_model, onnx_logits, onnx_session, predict_file
+from beatlab.deploy import (
+    OnnxRunner,
+    classify,
+    export_model,
+    onnx_logits,
+    onnx_session,
+    predict_file,
+)
 from beatlab.deploy.export import example_inputs, exported_metadata
 from beatlab.deploy.predict import match_reference
 from beatlab.errors import BeatlabError
@@ -257,6 +265,44 @@ def test_torchscript_matches_pytorch_on_real_beats(
         got = torch.jit.load(str(path))(x)
     assert torch.allclose(got, expected, atol=1e-5)
     assert exported_metadata(path, "torchscript")["classes"] == list(CLASSES)
+
+
+def test_int8_export_agrees_with_pytorch_on_real_beats(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_beats: Beats
+) -> None:
+    code, printed, err = cli(capsys, "export", "--run", str(tiny_run), "--int8")
+    assert code == 0, err
+    path = tiny_run / "model.int8.onnx"
+    assert f"wrote {path}" in printed and "validation beats it gives PyTorch's class to" in printed
+    session = onnx_session(path, threads=2)
+    assert any("QuantizeLinear" in node.op_type for node in onnx.load(str(path)).graph.node)
+    beats = sample_beats(real_beats, 2000, seed=3)
+    with torch.inference_mode():
+        expected = load_run(tiny_run).model(torch.from_numpy(beats.x)).argmax(1).numpy()
+    got = onnx_logits(session, beats.x, beats.rr).argmax(1)
+    assert (got == expected).mean() > 0.97
+    meta = exported_metadata(path, "onnx")
+    assert meta["quantized"] == "int8" and meta["classes"] == list(CLASSES)
+
+
+def test_onnx_runner_keeps_the_order_of_the_beats(
+    tiny_run: Path, real_beats: Beats, tmp_path: Path
+) -> None:
+    run = load_run(tiny_run)
+    path = export_model(run.model, run.classes, "onnx", tmp_path / "m.onnx")
+    beats = sample_beats(real_beats, 45, seed=4)
+    expected = classify(run.model, beats.x, beats.rr)
+    runner = OnnxRunner(path, workers=2, batch=7)  # uneven shares and a short last batch
+    assert runner.classes == run.classes
+    got = runner.predict_proba(beats.x, beats.rr)
+    assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-5
+    assert runner.predict_proba(beats.x[:0]).shape == (0, len(CLASSES))
+
+
+def test_int8_needs_onnx(capsys: pytest.CaptureFixture[str], tiny_run: Path) -> None:
+    args = ("export", "--run", str(tiny_run), "--int8", "--format", "torchscript")
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and err == "beatlab: error: --int8 needs --format onnx"
 
 
 def test_unknown_export_format(capsys: pytest.CaptureFixture[str], tiny_run: Path) -> None:

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from beatlab.cli.common import console, print_table
-from beatlab.deploy.export import EXPORT_FILES, export_model, max_difference
+from beatlab.deploy.export import (
+    EXPORT_FILES,
+    INT8_FILE,
+    compare_int8,
+    export_int8,
+    export_model,
+    max_difference,
+)
 from beatlab.deploy.predict import (
     MATCH_WINDOW_S,
     Predictions,
@@ -19,6 +26,7 @@ from beatlab.deploy.predict import (
     write_table,
 )
 from beatlab.errors import BeatlabError
+from beatlab.training.data import dataset_for
 from beatlab.training.runs import load_run
 
 RunDir = Annotated[Path, typer.Option("--run", help="A run directory (from `beatlab train`).")]
@@ -104,18 +112,49 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.")] = "onnx",
     out: Annotated[
         Path | None,
-        typer.Option(help="File to write (default: model.onnx / model.pt in the run directory)."),
+        typer.Option(
+            help="File to write (default: model.onnx / model.int8.onnx / model.pt in the run)."
+        ),
     ] = None,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8",
+            help="ONNX only: quantise to int8, calibrated on the run's training beats, and "
+            "compare it with the fp32 model on the validation beats.",
+        ),
+    ] = False,
 ) -> None:
     """Export a run's model (dynamic batch) for ONNX Runtime or LibTorch."""
     if fmt not in EXPORT_FILES:
         raise BeatlabError(f"unknown export format {fmt!r} (choose from {', '.join(EXPORT_FILES)})")
+    if int8 and fmt != "onnx":
+        raise BeatlabError("--int8 needs --format onnx")
     trained = load_run(run)
-    path = export_model(
-        trained.model, trained.classes, fmt, out or run / EXPORT_FILES[fmt], name=run.name
+    if not int8:
+        path = export_model(
+            trained.model, trained.classes, fmt, out or run / EXPORT_FILES[fmt], name=run.name
+        )
+        diff = max_difference(trained.model, path, fmt)
+        console.print(
+            f"wrote [bold]{path}[/] ({path.stat().st_size / 1024:,.0f} KiB); largest |logit| "
+            f"difference from PyTorch on 256 random beats: {diff:.2e}"
+        )
+        return
+    ds = dataset_for(trained.config)
+    path = export_int8(
+        trained.model,
+        trained.classes,
+        out or run / INT8_FILE,
+        ds.train.x,
+        ds.train.rr,
+        name=run.name,
+        seed=trained.config.seed,
     )
-    diff = max_difference(trained.model, path, fmt)
+    check = compare_int8(trained.model, path, ds.valid, trained.classes)
     console.print(
-        f"wrote [bold]{path}[/] ({path.stat().st_size / 1024:,.0f} KiB); largest |logit| "
-        f"difference from PyTorch on 256 random beats: {diff:.2e}"
+        f"wrote [bold]{path}[/] ({path.stat().st_size / 1024:,.0f} KiB); on {check['n']:,} "
+        f"validation beats it gives PyTorch's class to {check['same_class']:.2%}: accuracy "
+        f"{check['int8_accuracy']:.4f} (fp32 {check['fp32_accuracy']:.4f}), macro recall "
+        f"{check['int8_macro_recall']:.4f} (fp32 {check['fp32_macro_recall']:.4f})"
     )
