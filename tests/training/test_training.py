@@ -209,6 +209,17 @@ def test_bad_training_input(
     assert not any(tmp_path.glob("*/model.safetensors"))
 
 
+def test_bad_model_fails_before_the_data_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "no-data"  # no database here: the model error must come first
+    args = ("--data-dir", str(empty), "--runs-dir", str(tmp_path), "--tracking-uri", "none")
+    code, _, err = run_cli(capsys, "train", "--model", "cnn1d_resnt", *args)
+    assert code == 2 and "unknown model 'cnn1d_resnt'; did you mean 'cnn1d_resnet'?" in err
+    code, _, err = run_cli(capsys, "train", "--set", "hiden=3", *args)
+    assert code == 2 and "unknown hyperparameter 'hiden'" in err
+
+
 def test_bad_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "broken.toml"
     config.write_text("model = cnn1d_resnet\n")  # unquoted string: not TOML

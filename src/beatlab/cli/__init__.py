@@ -1,4 +1,7 @@
-"""The `beatlab` command: one sub-command per stage."""
+"""The `beatlab` command: one sub-command per stage.
+
+The command modules import torch, Ray, MLflow and the rest inside each command, so that
+`beatlab --help` and a mistyped flag answer at once."""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from beatlab.cli.report import report
 from beatlab.cli.train import evaluate, train
 from beatlab.cli.tune import tune
 from beatlab.errors import BeatlabError
-from beatlab.models import list_models, model_defaults
 
 app = typer.Typer(
     help="Build, train, hypertune, evaluate and report ECG heartbeat classifiers.",
@@ -32,6 +34,8 @@ app.command()(report)
 @app.command()
 def models() -> None:
     """List the registered models and their default hyperparameters."""
+    from beatlab.models import list_models, model_defaults
+
     print_table(
         [
             {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -20,11 +20,11 @@ from beatlab.cli.common import (
     console,
     print_table,
 )
-from beatlab.data.build import ensure_beats
-from beatlab.data.dataset import Dataset, load_dataset, make_dataset, resolve_data_dir
-from beatlab.data.fetch import PHYSIONET_URL, fetch_mitdb
-from beatlab.data.formats import FORMATS, read_beats, write_beats
+from beatlab.data.fetch import PHYSIONET_URL
 from beatlab.errors import BeatlabError
+
+if TYPE_CHECKING:
+    from beatlab.data.dataset import Dataset
 
 app = typer.Typer(
     help="Get the MIT-BIH records and build the heartbeat dataset.", no_args_is_help=True
@@ -43,6 +43,9 @@ def fetch(
     url: Annotated[str, typer.Option(help="Base URL of the database.")] = PHYSIONET_URL,
 ) -> None:
     """Download (or copy) MIT-BIH v1.0.0 into DATA_DIR/mitdb, verifying every SHA-256."""
+    from beatlab.data.dataset import resolve_data_dir
+    from beatlab.data.fetch import fetch_mitdb
+
     dest = fetch_mitdb(resolve_data_dir(data_dir) / "mitdb", source=source, base_url=url)
     console.print(f"MIT-BIH Arrhythmia Database v1.0.0 verified in [bold]{dest}[/]")
 
@@ -63,6 +66,9 @@ def build(
     force: Annotated[bool, typer.Option(help="Rebuild even when the cache is up to date.")] = False,
 ) -> None:
     """Build the beat dataset from DATA_DIR/mitdb (cached as Parquet)."""
+    from beatlab.data.build import ensure_beats
+    from beatlab.data.dataset import make_dataset, resolve_data_dir
+
     start = time.perf_counter()
     beats, path, rebuilt = ensure_beats(resolve_data_dir(data_dir), force=force)
     took = time.perf_counter() - start
@@ -86,6 +92,9 @@ def info(
     fold: Fold = 0,
 ) -> None:
     """Beats per class and records per part of a split, with balancing and cache path."""
+    from beatlab.data.dataset import load_dataset
+    from beatlab.data.formats import read_beats
+
     if files:
         rows = []
         for path in files:
@@ -117,6 +126,9 @@ def export(
     fold: Fold = 0,
 ) -> None:
     """Write a split in the Kaggle CSV or course Parquet layout (one file per part)."""
+    from beatlab.data.dataset import load_dataset
+    from beatlab.data.formats import FORMATS, write_beats
+
     if fmt not in FORMATS:
         raise BeatlabError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     ds = load_dataset(data_dir, split=split, balance=balance, seed=seed, folds=folds, fold=fold)

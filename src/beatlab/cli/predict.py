@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from beatlab.cli.common import console, print_table
-from beatlab.deploy.export import (
-    EXPORT_FILES,
-    INT8_FILE,
-    compare_int8,
-    export_int8,
-    export_model,
-    max_difference,
-)
-from beatlab.deploy.predict import (
-    MATCH_WINDOW_S,
-    Predictions,
-    check_beat_file,
-    predict_file,
-    predict_record,
-    table_format,
-    write_table,
-)
 from beatlab.errors import BeatlabError
-from beatlab.training.data import dataset_for
-from beatlab.training.runs import load_run
+
+if TYPE_CHECKING:
+    from beatlab.deploy.predict import Predictions
 
 RunDir = Annotated[Path, typer.Option("--run", help="A run directory (from `beatlab train`).")]
 
@@ -53,6 +37,15 @@ def predict(
     ] = False,
 ) -> None:
     """Classify every beat of a WFDB record or beat file and write one row per beat."""
+    from beatlab.deploy.predict import (
+        check_beat_file,
+        predict_file,
+        predict_record,
+        table_format,
+        write_table,
+    )
+    from beatlab.training.runs import load_run
+
     sources = {"record": record, "csv": csv, "parquet": parquet}
     chosen = [(flag, path) for flag, path in sources.items() if path is not None]
     if len(chosen) != 1:
@@ -75,6 +68,8 @@ def predict(
 
 def print_summary(result: Predictions, source: Path) -> None:
     """Where the beats came from, beats per class, and agreement with the reference if known."""
+    from beatlab.deploy.predict import MATCH_WINDOW_S
+
     if result.source == "file":
         console.print(f"[bold]{source}[/]: {len(result):,} beats (one per row)")
     else:
@@ -126,6 +121,17 @@ def export(
     ] = False,
 ) -> None:
     """Export a run's model (dynamic batch) for ONNX Runtime or LibTorch."""
+    from beatlab.deploy.export import (
+        EXPORT_FILES,
+        INT8_FILE,
+        compare_int8,
+        export_int8,
+        export_model,
+        max_difference,
+    )
+    from beatlab.training.data import dataset_for
+    from beatlab.training.runs import load_run
+
     if fmt not in EXPORT_FILES:
         raise BeatlabError(f"unknown export format {fmt!r} (choose from {', '.join(EXPORT_FILES)})")
     if int8 and fmt != "onnx":

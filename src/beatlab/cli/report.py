@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from beatlab.reporting import write_report
-
 
 def report(
     sources: Annotated[
@@ -19,6 +17,8 @@ def report(
     ],
 ) -> None:
     """Write the report of runs and experiments: report.html (self-contained) and report.md."""
+    from beatlab.reporting import write_report
+
     html, markdown = write_report(sources, out)
     print(f"report: {html}")
     print(f"markdown: {markdown}")

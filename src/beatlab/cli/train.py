@@ -8,10 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from beatlab.cli.common import DataDir, console, print_table
-from beatlab.training.config import TrainConfig, load_config, parse_sets
-from beatlab.training.metrics import per_class_rows
-from beatlab.training.run import evaluate_run, train_run
-from beatlab.training.runs import DEFAULT_RUNS_DIR
+from beatlab.training.config import DEFAULT_RUNS_DIR, TrainConfig, load_config, parse_sets
 
 RunsDir = Annotated[Path, typer.Option(help="Where run directories (and mlflow.db) go.")]
 TrackingUri = Annotated[
@@ -60,6 +57,9 @@ def train(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Train a model; the best checkpoint (on validation macro recall) goes to RUNS_DIR/NAME."""
+    from beatlab.training.run import train_run
+    from beatlab.training.runs import read_json
+
     config = load_config(config_file) if config_file else TrainConfig()
     given: dict[str, Any] = {
         "model": model,
@@ -82,8 +82,6 @@ def train(
     config = config.updated({k: v for k, v in given.items() if v is not None})
     config = config.updated(parse_sets(sets or []))
     run_dir = train_run(config, runs_dir, name=name, tracking_uri=tracking_uri)
-    from beatlab.training.runs import read_json
-
     info, metrics = read_json(run_dir / "run.json"), read_json(run_dir / "metrics.json")["valid"]
     console.print(
         f"run: [bold]{run_dir}[/]  best epoch {info['best_epoch']}/"
@@ -104,12 +102,16 @@ def evaluate(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Evaluate a run's best model once on the test part (or another part): metrics.json."""
+    from beatlab.training.run import evaluate_run
+
     metrics = evaluate_run(run, split, test_file=test_file, tracking_uri=tracking_uri)
     print_metrics(metrics, f"{run.name} on {test_file or split}")
 
 
 def print_metrics(metrics: dict[str, Any], title: str) -> None:
     """Overall metrics, the AAMI per-class table and the confusion matrix."""
+    from beatlab.training.metrics import per_class_rows
+
     summary = {k: metrics[k] for k in ("n", "accuracy", "macro_recall", "macro_f1")}
     for key in ("roc_auc", "sensitivity", "specificity"):
         if metrics.get(key) is not None:

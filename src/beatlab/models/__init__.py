@@ -6,13 +6,20 @@ in seconds) to (batch, num_classes) logits. See `list_models()` and `model_defau
 
 from beatlab.models import cnn1d, cnn2d, rnn, transformer  # noqa: F401  (register the models)
 from beatlab.models.base import RR_FEATURES, BeatConfig, BeatModel
-from beatlab.models.registry import create_model, list_models, model_defaults, register_model
+from beatlab.models.registry import (
+    check_model,
+    create_model,
+    list_models,
+    model_defaults,
+    register_model,
+)
 from beatlab.models.summary import describe
 
 __all__ = [
     "RR_FEATURES",
     "BeatConfig",
     "BeatModel",
+    "check_model",
     "create_model",
     "describe",
     "list_models",

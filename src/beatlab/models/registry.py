@@ -47,6 +47,12 @@ def create_model(name: str, num_classes: int = 5, **hparams: Any) -> BeatModel:
     return cls(_make_config(cls, hparams), num_classes)
 
 
+def check_model(name: str, **hparams: Any) -> None:
+    """Raise what `create_model` would for a bad name or hyperparameter, without building the
+    model: a mistyped setting fails before minutes of data loading, not after."""
+    _make_config(_lookup(name), hparams)
+
+
 def _lookup(name: str) -> type[BeatModel]:
     if name not in _MODELS:
         raise BeatlabError(

@@ -13,6 +13,9 @@ import yaml
 
 from beatlab.errors import BeatlabError
 
+DEFAULT_RUNS_DIR = Path("runs")
+"""Where `beatlab train` and `beatlab tune` put run directories and the MLflow store."""
+
 ALIASES = {"batch": "batch_size", "training_set": "balance", "trainfile": "balance"}
 """The study's column names for training settings."""
 STUDY_HPARAMS = {

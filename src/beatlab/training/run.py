@@ -11,7 +11,7 @@ from typing import Any
 from beatlab.data.dataset import Dataset
 from beatlab.data.formats import NO_RR
 from beatlab.errors import BeatlabError
-from beatlab.models import BeatModel, create_model
+from beatlab.models import BeatModel, check_model, create_model
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import classes_for, dataset_for, read_files
 from beatlab.training.metrics import classification_metrics
@@ -68,6 +68,8 @@ def train_run(
     progress: bool = True,
 ) -> Path:
     """Train per `config` and write a run directory; returns its path."""
+    if not config.init_from:
+        check_model(config.model, **config.hparams)
     ds = dataset if dataset is not None else dataset_for(config)
     model = build_model(config, ds.num_classes)
     if model.use_rr and ds.meta.get("source") == "files":

@@ -33,7 +33,6 @@ CONFIG, RUN, HISTORY, METRICS, CHECKPOINT = (
     "metrics.json",
     "model.safetensors",
 )
-DEFAULT_RUNS_DIR = Path("runs")
 
 
 def package_versions() -> dict[str, str]:
