@@ -94,6 +94,43 @@ def test_record_with_annotations_matches_the_built_beats(
     assert (table["predicted"] == [CLASSES[i] for i in expected.argmax(1)]).all()
 
 
+def test_record_classified_with_an_onnx_export(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    run = load_run(tiny_run)
+    exported = export_model(run.model, run.classes, "onnx", tmp_path / "m.onnx", name="tiny")
+    record = str(real_mitdb / "208")
+    code, _, err = predict(capsys, tiny_run, tmp_path / "torch.csv", "--record", record)
+    assert code == 0, err
+    args = ("--record", record, "--onnx", str(exported))
+    code, printed, err = predict(capsys, tiny_run, tmp_path / "onnx.csv", *args)
+    assert code == 0, err
+    assert "2,955 beats from the reference annotations" in printed
+    torch_table, onnx_table = (pd.read_csv(tmp_path / f) for f in ("torch.csv", "onnx.csv"))
+    probabilities = [f"p_{c}" for c in CLASSES]
+    assert np.abs(onnx_table[probabilities] - torch_table[probabilities]).to_numpy().max() < 1e-5
+    assert onnx_table.drop(columns=probabilities).equals(torch_table.drop(columns=probabilities))
+
+
+def test_onnx_export_of_another_model_is_refused(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    other = create_model("cnn1d_resnet", use_rr=True).eval()
+    exported = export_model(other, CLASSES, "onnx", tmp_path / "other.onnx")
+    record = str(real_mitdb / "208")
+    code, _, err = predict(
+        capsys, tiny_run, tmp_path / "p.csv", "--record", record, "--onnx", str(exported)
+    )
+    assert code == 2 and err.startswith(f"beatlab: error: {exported}: exported from")
+    assert "'inputs': ['beats', 'rr']" in err and not (tmp_path / "p.csv").exists()
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    code, _, err = predict(
+        capsys, tiny_run, tmp_path / "p.csv", "--record", record, "--onnx", str(junk)
+    )
+    assert err == f"beatlab: error: {junk}: not an ONNX file written by `beatlab export`"
+
+
 def test_record_without_annotations_uses_the_detector(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
 ) -> None:

@@ -35,8 +35,16 @@ def predict(
             "(which then still gives the reference labels).",
         ),
     ] = False,
+    onnx: Annotated[
+        Path | None,
+        typer.Option(
+            help="Classify with this export of the run (`beatlab export`, fp32 or --int8) "
+            "through ONNX Runtime instead of PyTorch."
+        ),
+    ] = None,
 ) -> None:
     """Classify every beat of a WFDB record or beat file and write one row per beat."""
+    from beatlab.deploy.export import runner_for
     from beatlab.deploy.predict import (
         check_beat_file,
         predict_file,
@@ -57,10 +65,11 @@ def predict(
     if flag != "record":
         check_beat_file(source, flag)
     trained = load_run(run)
+    engine = runner_for(trained, onnx).predict_proba if onnx else None
     if flag == "record":
-        result = predict_record(trained, source, detector=detector)
+        result = predict_record(trained, source, detector=detector, engine=engine)
     else:
-        result = predict_file(trained, source)
+        result = predict_file(trained, source, engine=engine)
     write_table(result.table(), out)
     print_summary(result, source)
     console.print(f"wrote {len(result):,} beats to [bold]{out}[/]")

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from google.protobuf.message import DecodeError
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from scipy.special import softmax
@@ -31,6 +32,7 @@ from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
 from beatlab.training.metrics import classification_metrics
+from beatlab.training.runs import Run
 from beatlab.training.trainer import Tensors, predict_proba
 
 EXPORT_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -131,6 +133,22 @@ def compare_int8(
         "fp32_macro_recall": ours["macro_recall"],
         "int8_macro_recall": theirs["macro_recall"],
     }
+
+
+def runner_for(run: Run, path: Path, workers: int | None = None) -> OnnxRunner:
+    """An `OnnxRunner` over `path`, once its metadata shows it is an export of a model with the
+    run's classes and inputs (fp32 or int8): another run's file would mislabel every beat."""
+    try:
+        meta = exported_metadata(path, "onnx")
+    except FileNotFoundError:
+        raise BeatlabError("file not found", path) from None
+    except (OSError, KeyError, ValueError, DecodeError):
+        raise BeatlabError("not an ONNX file written by `beatlab export`", path) from None
+    ours = {"model": run.model.name, "classes": list(run.classes), "inputs": input_names(run.model)}
+    theirs = {key: meta.get(key) for key in ours}
+    if theirs != ours:
+        raise BeatlabError(f"exported from {theirs}, but run {run.path.name} is {ours}", path)
+    return OnnxRunner(path, workers)
 
 
 class Calibration(CalibrationDataReader):

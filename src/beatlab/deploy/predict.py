@@ -8,7 +8,9 @@ annotated beat it hits, so the agreement figure covers detection and classificat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +154,16 @@ def match_reference(
     return np.where(closest & (distance <= window), ref_labels[nearest], -1).astype(np.int64)
 
 
-def predict_record(run: Run, path: Path, *, detector: bool = False) -> Predictions:
-    """Classify every beat of the WFDB record at `path`; `detector` ignores its annotations for
-    finding beats (they still give the reference)."""
+Engine = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(n, 187) beats and (n, 3) R-R -> (n, classes) probabilities: the run's PyTorch model, or an
+exported file of it (`beatlab.deploy.OnnxRunner.predict_proba`)."""
+
+
+def predict_record(
+    run: Run, path: Path, *, detector: bool = False, engine: Engine | None = None
+) -> Predictions:
+    """Classify every beat of the WFDB record at `path` with `engine` (default: the run's model);
+    `detector` ignores its annotations for finding beats (they still give the reference)."""
     base = record_base(path)
     header = read_header(base)
     params = BuildParams()
@@ -181,7 +190,7 @@ def predict_record(run: Run, path: Path, *, detector: bool = False) -> Predictio
     x, rr = segment_beats(signal, fs, peaks, params)
     return Predictions(
         classes=run.classes,
-        proba=classify(run.model, x, rr),
+        proba=(engine or partial(classify, run.model))(x, rr),
         reference=reference,
         source=source,
         sample=np.asarray(peaks, dtype=np.int64),
@@ -191,13 +200,14 @@ def predict_record(run: Run, path: Path, *, detector: bool = False) -> Predictio
     )
 
 
-def predict_file(run: Run, path: Path) -> Predictions:
-    """Classify every row of a Kaggle CSV or course Parquet file; its label is the reference."""
+def predict_file(run: Run, path: Path, *, engine: Engine | None = None) -> Predictions:
+    """Classify every row of a Kaggle CSV or course Parquet file with `engine` (default: the
+    run's model); its label is the reference."""
     if run.model.use_rr:
         raise BeatlabError(f"{NO_RR}; classify a WFDB record instead", path)
     x, y = read_beats(path, classes=len(run.classes))
     rr = np.zeros((len(x), RR_FEATURES), dtype=np.float32)
-    return Predictions(run.classes, classify(run.model, x, rr), y, "file")
+    return Predictions(run.classes, (engine or partial(classify, run.model))(x, rr), y, "file")
 
 
 def check_beat_file(path: Path, fmt: str) -> None:
