@@ -58,6 +58,17 @@ def example_inputs(model: BeatModel, batch: int = 2) -> tuple[torch.Tensor, ...]
     return beats, 0.5 + torch.rand(batch, RR_FEATURES, generator=generator)
 
 
+def export_metadata(model: BeatModel, classes: tuple[str, ...], name: str) -> dict[str, Any]:
+    """What an exported file carries about itself, so a deployment can check what it holds."""
+    return {
+        "model": model.name,
+        "run": name,
+        "classes": list(classes),
+        "inputs": input_names(model),
+        "beatlab_version": __version__,
+    }
+
+
 def export_model(
     model: BeatModel, classes: tuple[str, ...], fmt: str, out: Path, name: str = ""
 ) -> Path:
@@ -67,15 +78,7 @@ def export_model(
     if len(classes) != model.num_classes:
         raise ValueError(f"{len(classes)} class names for a {model.num_classes}-class model")
     model.eval()
-    meta = json.dumps(
-        {
-            "model": model.name,
-            "run": name,
-            "classes": list(classes),
-            "inputs": input_names(model),
-            "beatlab_version": __version__,
-        }
-    )
+    meta = json.dumps(export_metadata(model, classes, name))
     with writing(out) as tmp:
         if fmt == "onnx":
             _export_onnx(model, tmp, meta)
@@ -111,7 +114,7 @@ def export_int8(
                 weight_type=QuantType.QInt8,
             )
             proto = onnx.load(str(target))
-            meta = {**exported_metadata(fp32, "onnx"), "quantized": "int8"}
+            meta = {**export_metadata(model, classes, name), "quantized": "int8"}
             onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta)})
             onnx.save(proto, str(target))
     return out
@@ -123,7 +126,7 @@ def compare_int8(
     """How the int8 file at `path` differs from `model` on labelled `beats`: the share of beats
     given the same class, and accuracy and macro recall of each."""
     fp32 = predict_proba(model, Tensors.from_beats(beats))
-    int8 = softmax(onnx_logits(onnx_session(path), beats.x, beats.rr), axis=1)
+    int8 = OnnxRunner(path).predict_proba(beats.x, beats.rr)
     ours, theirs = (classification_metrics(beats.y, p, classes) for p in (fp32, int8))
     return {
         "n": len(beats),
@@ -139,16 +142,16 @@ def runner_for(run: Run, path: Path, workers: int | None = None) -> OnnxRunner:
     """An `OnnxRunner` over `path`, once its metadata shows it is an export of a model with the
     run's classes and inputs (fp32 or int8): another run's file would mislabel every beat."""
     try:
-        meta = exported_metadata(path, "onnx")
+        runner = OnnxRunner(path, workers)
     except FileNotFoundError:
         raise BeatlabError("file not found", path) from None
     except (OSError, KeyError, ValueError, DecodeError):
         raise BeatlabError("not an ONNX file written by `beatlab export`", path) from None
     ours = {"model": run.model.name, "classes": list(run.classes), "inputs": input_names(run.model)}
-    theirs = {key: meta.get(key) for key in ours}
+    theirs = {key: runner.metadata.get(key) for key in ours}
     if theirs != ours:
         raise BeatlabError(f"exported from {theirs}, but run {run.path.name} is {ours}", path)
-    return OnnxRunner(path, workers)
+    return runner
 
 
 class Calibration(CalibrationDataReader):
@@ -213,7 +216,8 @@ class OnnxRunner:
     def __init__(self, path: Path, workers: int | None = None, batch: int = 512) -> None:
         self.workers = workers or len(os.sched_getaffinity(0))
         self.batch = batch
-        self.classes = tuple(exported_metadata(path, "onnx")["classes"])
+        self.metadata = exported_metadata(path, "onnx")  # read first: not an export -> fail here
+        self.classes = tuple(self.metadata["classes"])
         self.sessions = [onnx_session(path, threads=1) for _ in range(self.workers)]
 
     def predict_proba(self, beats: np.ndarray, rr: np.ndarray | None = None) -> np.ndarray:
@@ -223,12 +227,12 @@ class OnnxRunner:
         bounds = np.linspace(0, len(beats), self.workers + 1).astype(int)
 
         def share(k: int) -> list[np.ndarray]:
-            lo, hi = bounds[k], bounds[k + 1]
-            return [
-                softmax(onnx_logits(self.sessions[k], beats[i : i + n], rr[i : i + n]), axis=1)
-                for i in range(lo, hi, self.batch)
-                for n in [min(self.batch, hi - i)]
-            ]
+            out = []
+            for start in range(bounds[k], bounds[k + 1], self.batch):
+                end = min(start + self.batch, bounds[k + 1])
+                logits = onnx_logits(self.sessions[k], beats[start:end], rr[start:end])
+                out.append(softmax(logits, axis=1))
+            return out
 
         with ThreadPoolExecutor(self.workers) as pool:
             parts = [p for chunk in pool.map(share, range(self.workers)) for p in chunk]
