@@ -26,8 +26,7 @@ DEMO := runs/demo
 
 # build data -> train the default model on the intra split -> evaluate once on test -> report
 demo: data
-	rm -rf $(DEMO)
-	$(BIN)/beatlab train --config configs/demo.toml --runs-dir runs --name demo
+	$(BIN)/beatlab train --config configs/demo.toml --runs-dir runs --name demo --replace
 	$(BIN)/beatlab evaluate $(DEMO)
 	$(BIN)/beatlab report $(DEMO) --out reports/demo
 

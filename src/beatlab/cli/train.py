@@ -51,7 +51,15 @@ def train(
         list[str] | None,
         typer.Option("--set", help="key=value for any config field or model hyperparameter."),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Run name (default: model-timestamp).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Run name, a plain folder name (default: model-timestamp).")
+    ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            help="Replace an earlier run of this name (only a beatlab run holding nothing else)."
+        ),
+    ] = False,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     data_dir: DataDir = None,
     tracking_uri: TrackingUri = None,
@@ -81,7 +89,7 @@ def train(
     }
     config = config.updated({k: v for k, v in given.items() if v is not None})
     config = config.updated(parse_sets(sets or []))
-    run_dir = train_run(config, runs_dir, name=name, tracking_uri=tracking_uri)
+    run_dir = train_run(config, runs_dir, name=name, tracking_uri=tracking_uri, replace=replace)
     info, metrics = read_json(run_dir / "run.json"), read_json(run_dir / "metrics.json")["valid"]
     console.print(
         f"run: [bold]{run_dir}[/]  best epoch {info['best_epoch']}/"

@@ -73,6 +73,7 @@ def tune(
     ] = None,
 ) -> None:
     """Hypertune a model with Ray Tune on the validation part; test the best trial once."""
+    from beatlab.training.runs import check_name
     from beatlab.tuning import TuneSettings, load_space, resume, start  # Ray: import on use
 
     began = time.perf_counter()
@@ -83,9 +84,7 @@ def tune(
     else:
         if not model or not space:
             raise BeatlabError("beatlab tune needs --model and --space (or --resume DIR)")
-        name = name or f"{model}-{datetime.now():%Y%m%d-%H%M%S}"
-        if Path(name).name != name:
-            raise BeatlabError(f"--name must be a plain folder name, got '{name}'")
+        name = check_name(name or f"{model}-{datetime.now():%Y%m%d-%H%M%S}")
         settings = TuneSettings(
             model=model,
             space_file=str(space),

@@ -3,7 +3,6 @@ evaluation on the test part, which only `evaluate_run` ever touches."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from beatlab.training.runs import (
     HISTORY,
     METRICS,
     RUN,
+    check_run_dir,
+    clean_up,
     load_run,
     new_run_dir,
     package_versions,
@@ -66,21 +67,25 @@ def train_run(
     dataset: Dataset | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
+    replace: bool = False,
 ) -> Path:
-    """Train per `config` and write a run directory; returns its path."""
+    """Train per `config` and write a run directory; returns its path. `replace` lets it take
+    the place of an earlier run of the same name (see `new_run_dir`)."""
     if not config.init_from:
         check_model(config.model, **config.hparams)
+    if name is not None:  # a bad or taken name fails before minutes of data loading
+        check_run_dir(runs_dir, name, replace=replace)
     ds = dataset if dataset is not None else dataset_for(config)
     model = build_model(config, ds.num_classes)
     if model.use_rr and ds.meta.get("source") == "files":
         raise BeatlabError(NO_RR, config.init_from or config.train_file)
     # the architecture as built (the source run's with --init-from), every default spelled out
     config = config.updated({"model": model.name, "hparams": model.hparams})
-    run_dir = new_run_dir(runs_dir, name, config.model)
+    run_dir = new_run_dir(runs_dir, name, config.model, replace=replace)
     try:
         _train_into(run_dir, config, ds, model, runs_dir, tracking_uri, on_epoch, progress)
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)  # no half-written run survives a failure
+        clean_up(run_dir)  # no half-written run survives a failure; nothing else is touched
         raise
     return run_dir
 

@@ -6,10 +6,16 @@ runs/<name>/history.csv        one row per epoch
 runs/<name>/metrics.json       {"valid": ..., "test": ...} (test only after `beatlab evaluate`)
 runs/<name>/model.safetensors  best weights (never a pickled model object)
 runs/<name>/*.png              learning curves, confusion matrices
+runs/<name>/.beatlab-run       marks the folder as created by `beatlab train`
+
+beatlab only ever deletes files it wrote itself: a failed run removes the files of its own run
+directory, by name, and the directory only when that leaves it empty; `--replace` refuses a folder
+that is not a marked run or that holds anything else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 from dataclasses import dataclass
@@ -22,7 +28,7 @@ import pandas as pd
 from safetensors.torch import load_file, save_file
 
 from beatlab.errors import BeatlabError
-from beatlab.io import atomic_path
+from beatlab.io import writing
 from beatlab.models import BeatModel, create_model
 from beatlab.training.config import TrainConfig
 
@@ -33,6 +39,9 @@ CONFIG, RUN, HISTORY, METRICS, CHECKPOINT = (
     "metrics.json",
     "model.safetensors",
 )
+MARKER = ".beatlab-run"
+RUN_FILES = (CONFIG, RUN, HISTORY, METRICS, CHECKPOINT, MARKER)
+"""What `beatlab train` writes into a run directory, besides its PNG plots."""
 
 
 def package_versions() -> dict[str, str]:
@@ -56,18 +65,83 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def new_run_dir(runs_dir: Path, name: str | None, model: str) -> Path:
-    """runs/<name>, or runs/<model>-<timestamp> when no name is given; never reuses a run."""
-    name = name or f"{model}-{datetime.now():%Y%m%d-%H%M%S}"
-    path = runs_dir / name
-    if (path / CHECKPOINT).exists():
-        raise BeatlabError("a run with this name already exists; choose another --name", path)
-    path.mkdir(parents=True, exist_ok=True)
+def check_name(name: str, what: str = "--name") -> str:
+    """A run or experiment name is one plain folder name: never a path, `.` or `..`, so that a
+    command can only ever create (and clean up) a folder of its own inside the runs directory."""
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise BeatlabError(f"{what} must be a plain folder name (no path), got {name!r}")
+    return name
+
+
+def check_run_dir(runs_dir: Path, name: str, *, replace: bool = False) -> Path:
+    """runs/<name>, checked: a plain name, and free (or, with `replace`, an earlier beatlab run
+    that holds nothing else)."""
+    path = runs_dir / check_name(name)
+    if path.exists() or path.is_symlink():
+        if not replace:
+            raise BeatlabError(
+                "already exists; choose another --name (or --replace an earlier run)", path
+            )
+        check_replaceable(path)
     return path
 
 
+def new_run_dir(runs_dir: Path, name: str | None, model: str, *, replace: bool = False) -> Path:
+    """Create runs/<name> (default runs/<model>-<timestamp>) fresh and mark it as beatlab's,
+    after removing the earlier run that `replace` allows `check_run_dir` to accept."""
+    path = check_run_dir(
+        runs_dir, name or f"{model}-{datetime.now():%Y%m%d-%H%M%S}", replace=replace
+    )
+    if path.exists():
+        clean_up(path)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        path.mkdir()
+        (path / MARKER).write_text(
+            f"created by beatlab train at {datetime.now():%Y-%m-%dT%H:%M:%S}\n"
+        )
+    except OSError as err:
+        raise BeatlabError(f"cannot create run directory: {err.strerror or err}", path) from err
+    return path
+
+
+def own_files(run_dir: Path) -> list[Path]:
+    """The files of a run directory that beatlab wrote: its known files and PNG plots."""
+    return [run_dir / n for n in RUN_FILES if (run_dir / n).is_file()] + sorted(
+        p for p in run_dir.glob("*.png") if p.is_file()
+    )
+
+
+def clean_up(run_dir: Path) -> None:
+    """Undo a failed `beatlab train`: remove the files it wrote (and leftover temp files of its
+    atomic writes), then the folder only if nothing else is in it."""
+    for path in own_files(run_dir) + list(run_dir.glob(".*.tmp")):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()  # fails, and so keeps the folder, when anything else is inside
+
+
+def check_replaceable(run_dir: Path) -> None:
+    """Refuse to replace a folder that is not a beatlab run, or that holds anything else."""
+    if not run_dir.is_dir() or run_dir.is_symlink() or not (run_dir / MARKER).is_file():
+        raise BeatlabError("not a beatlab run directory; will not replace it", run_dir)
+    foreign = sorted(set(run_dir.iterdir()) - set(own_files(run_dir)))
+    if foreign:
+        raise BeatlabError(
+            f"holds files beatlab did not write ({', '.join(p.name for p in foreign[:3])}); "
+            "will not replace it",
+            run_dir,
+        )
+
+
+def remove_run(run_dir: Path) -> None:
+    """Delete an earlier run, only when it is beatlab's and holds nothing else."""
+    check_replaceable(run_dir)
+    clean_up(run_dir)
+
+
 def write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
+    with writing(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
@@ -81,12 +155,12 @@ def read_json(path: Path) -> Any:
 
 
 def save_history(path: Path, history: list[dict[str, float]]) -> None:
-    with atomic_path(path) as tmp:
+    with writing(path) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
 
 
 def save_checkpoint(path: Path, model: BeatModel) -> None:
-    with atomic_path(path) as tmp:
+    with writing(path) as tmp:
         save_file(
             {k: v.contiguous() for k, v in model.state_dict().items()},
             str(tmp),

@@ -38,7 +38,7 @@ from beatlab.errors import BeatlabError
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import dataset_for
 from beatlab.training.run import evaluate_run
-from beatlab.training.runs import CONFIG, read_json, write_json
+from beatlab.training.runs import CONFIG, read_json, remove_run, write_json
 from beatlab.training.tracking import resolve_uri
 from beatlab.tuning.results import (
     all_results,
@@ -352,7 +352,8 @@ def evaluate_best(
     """Copy the best trial's run to best_run/, evaluate it on the test part (the only time
     the experiment touches it) and write best_config.toml and summary.json."""
     best_run = exp_dir / "best_run"
-    shutil.rmtree(best_run, ignore_errors=True)
+    if best_run.exists():  # from an earlier, interrupted evaluation of this experiment
+        remove_run(best_run)
     assert best.checkpoint is not None
     best.checkpoint.to_directory(str(best_run))
     test = evaluate_run(best_run, "test", dataset=data, tracking_uri="none")

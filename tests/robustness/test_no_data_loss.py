@@ -1,0 +1,155 @@
+"""No command deletes or changes what it did not create, whatever fails and however it is named."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from beatlab.training import run as run_module
+from beatlab.training.runs import MARKER
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under `root` with the SHA-256 of its content."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def precious(tmp_path: Path) -> Path:
+    """A runs folder that already holds other people's files and an earlier run."""
+    runs = tmp_path / "runs"
+    (runs / "victim").mkdir(parents=True)
+    (runs / "victim" / "thesis.tex").write_text("years of work")
+    (runs / "notes.txt").write_text("keep me")
+    (runs / "old").mkdir()
+    (runs / "old" / "model.safetensors").write_bytes(b"weights of another run")
+    return runs
+
+
+def train_args(data_dir: Path, runs: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--runs-dir",
+        str(runs),
+        "--limit",
+        "40",
+        "--epochs",
+        "1",
+        "--tracking-uri",
+        "none",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("name", [".", "..", "../outside", "victim", "a/b", "/tmp/abs"])
+def test_train_refuses_names_that_are_not_new_plain_folders(
+    capsys: pytest.CaptureFixture[str], tiny_mitdb: Path, precious: Path, name: str
+) -> None:
+    before = snapshot(precious)
+    code, out, err = run_cli(capsys, *train_args(tiny_mitdb.parent, precious, "--name", name))
+    assert code == 2
+    assert err.startswith("beatlab: error:") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in out + err
+    assert snapshot(precious) == before
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_failed_training_removes_only_its_own_run(
+    capsys: pytest.CaptureFixture[str],
+    tiny_mitdb: Path,
+    precious: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: BaseException,
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(run_module, "fit", fail)
+    before = snapshot(precious)
+    with contextlib.suppress(type(failure)):  # click turns Ctrl+C into exit status 1
+        code, _, _ = run_cli(capsys, *train_args(tiny_mitdb.parent, precious, "--name", "new"))
+        assert code != 0
+    assert not (precious / "new").exists()
+    assert snapshot(precious) == before
+
+
+def test_cleanup_keeps_a_file_someone_put_into_the_run_meanwhile(
+    capsys: pytest.CaptureFixture[str],
+    tiny_mitdb: Path,
+    precious: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        (precious / "new" / "mine.txt").write_text("not beatlab's")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(run_module, "fit", fail)
+    with pytest.raises(RuntimeError):
+        run_cli(capsys, *train_args(tiny_mitdb.parent, precious, "--name", "new"))
+    assert sorted(p.name for p in (precious / "new").iterdir()) == ["mine.txt"]
+
+
+def test_replace_takes_only_a_beatlab_run_that_holds_nothing_else(
+    capsys: pytest.CaptureFixture[str], tiny_mitdb: Path, precious: Path
+) -> None:
+    args = train_args(tiny_mitdb.parent, precious, "--name", "demo", "--replace")
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert (precious / "demo" / MARKER).is_file()
+    first = (precious / "demo" / "model.safetensors").stat().st_mtime_ns
+    code, _, err = run_cli(capsys, *args)  # a beatlab run: replaced
+    assert code == 0, err
+    assert (precious / "demo" / "model.safetensors").stat().st_mtime_ns != first
+
+    (precious / "demo" / "my-notes.txt").write_text("mine")
+    before = snapshot(precious)
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "did not write" in err
+    assert snapshot(precious) == before
+
+    for name in ("victim", "old"):  # folders that are not marked beatlab runs
+        args = train_args(tiny_mitdb.parent, precious, "--name", name, "--replace")
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2 and "not a beatlab run directory" in err
+    assert snapshot(precious) == before
+
+
+@pytest.mark.parametrize("name", [".", "../x", "/tmp/abs"])
+def test_tune_refuses_names_that_are_paths(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text("lr = 0.001\n")
+    code, _, err = run_cli(
+        capsys,
+        "tune",
+        "--model",
+        "cnn1d_resnet",
+        "--space",
+        str(space),
+        "--name",
+        name,
+        "--experiments-dir",
+        str(tmp_path / "exp"),
+    )
+    assert code == 2 and "plain folder name" in err
+    assert not (tmp_path / "exp").exists()
+
+
+def test_failed_report_leaves_the_output_folder_alone(
+    capsys: pytest.CaptureFixture[str], precious: Path, tmp_path: Path
+) -> None:
+    before = snapshot(precious)
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "missing-run"), "--out", str(precious))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert snapshot(precious) == before
