@@ -11,19 +11,19 @@ from conftest import run_cli
 
 from beatlab.data.balance import balance
 from beatlab.data.build import (
-    BuildParams,
     build_beats,
+    cache_path,
     ensure_beats,
     load_beats,
     read_cache_metadata,
-    segment_beats,
 )
+from beatlab.data.layouts import BuildParams, segment_beats
 from beatlab.data.dataset import load_dataset
 from beatlab.data.splits import DS1, DS2, PACED, split_indices
 
 
 def test_real_database_counts_exactly(real_data_dir: Path) -> None:
-    beats = load_beats(real_data_dir / "beats.parquet")
+    beats = load_beats(cache_path(real_data_dir))
     assert len(beats) == 109_494
     assert beats.counts().tolist() == [90_631, 2_781, 7_236, 803, 8_043]
     assert beats.x.shape == (109_494, 187) and beats.x.dtype == np.float32
@@ -33,7 +33,7 @@ def test_real_database_counts_exactly(real_data_dir: Path) -> None:
 
 
 def test_cache_records_params_and_sources(real_data_dir: Path) -> None:
-    meta = read_cache_metadata(real_data_dir / "beats.parquet")
+    meta = read_cache_metadata(cache_path(real_data_dir))
     assert meta is not None
     assert meta["params"]["fs"] == 125 and meta["params"]["period_factor"] == 1.2
     assert len(meta["sources"]) == 144 and meta["counts"][0] == 90_631
@@ -52,7 +52,7 @@ def test_cache_rebuilds_when_params_or_sources_change(tiny_mitdb: Path) -> None:
 
 
 def test_beats_start_at_r_peak_and_span_1_2_periods(tiny_mitdb: Path) -> None:
-    beats = build_beats(tiny_mitdb)
+    beats, _ = build_beats(tiny_mitdb)
     # 20 s with a beat every 0.8 s: 25 beats per record, every 4th (i % 4 == 0) a V.
     assert len(beats) == 50 and beats.counts().tolist() == [36, 0, 14, 0, 0]
     period = round(0.8 * 125)
@@ -70,7 +70,7 @@ def test_segment_beats_pads_at_record_end() -> None:
 
 
 def test_inter_split_keeps_patients_apart(real_data_dir: Path) -> None:
-    beats = load_beats(real_data_dir / "beats.parquet")
+    beats = load_beats(cache_path(real_data_dir))
     parts = split_indices(beats, "inter", seed=3)
     train = set(beats.record[parts["train"]]) | set(beats.record[parts["valid"]])
     test = set(beats.record[parts["test"]])
@@ -79,7 +79,7 @@ def test_inter_split_keeps_patients_apart(real_data_dir: Path) -> None:
 
 
 def test_folds_group_records(real_data_dir: Path) -> None:
-    beats = load_beats(real_data_dir / "beats.parquet")
+    beats = load_beats(cache_path(real_data_dir))
     tests = []
     for fold in range(4):
         parts = split_indices(beats, folds=4, fold=fold, seed=1)
@@ -91,7 +91,7 @@ def test_folds_group_records(real_data_dir: Path) -> None:
 
 
 def test_same_seed_same_test_set(real_data_dir: Path) -> None:
-    beats = load_beats(real_data_dir / "beats.parquet")
+    beats = load_beats(cache_path(real_data_dir))
     a, b = split_indices(beats, seed=7), split_indices(beats, seed=7)
     c = split_indices(beats, seed=8)
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -122,7 +122,7 @@ def test_balancing_touches_train_only(real_data_dir: Path, method: str) -> None:
 
 
 def test_balancing_is_seeded(tiny_mitdb: Path) -> None:
-    beats = build_beats(tiny_mitdb)
+    beats, _ = build_beats(tiny_mitdb)
     a, _ = balance(beats, "smote", 5, 5)
     b, _ = balance(beats, "smote", 5, 5)
     assert np.array_equal(a.x, b.x)
@@ -133,7 +133,7 @@ def test_cli_build_and_info(tiny_mitdb: Path, capsys: pytest.CaptureFixture[str]
     code, out, _ = run_cli(capsys, "data", "build", "--data-dir", root)
     assert code == 0 and "built: 50 beats" in out
     code, out, _ = run_cli(capsys, "data", "info", "--data-dir", root, "--balance", "oversample")
-    assert code == 0 and "balance oversample" in out and "beats.parquet" in out
+    assert code == 0 and "balance oversample" in out and "mitdb-kachuee.parquet" in out
 
 
 def _assert_one_line_error(code: int, err: str, name: str) -> None:

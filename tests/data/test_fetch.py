@@ -1,4 +1,4 @@
-"""fetch_mitdb against a tiny generated WFDB database, served over local HTTP or copied."""
+"""fetch_database against a tiny generated WFDB database, served over local HTTP or copied."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 import wfdb
 from conftest import FS, REAL_MITDB, write_record
 
-from beatlab.data.fetch import PHYSIONET_URL, fetch_mitdb, load_checksums, verify_mitdb
+from beatlab.data.databases import MITDB
+from beatlab.data.fetch import fetch_database, load_checksums, verify_database
 from beatlab.errors import BeatlabError
 from beatlab.io import sha256_file
 
@@ -80,9 +81,9 @@ def test_download_verifies_and_second_call_skips(
     db, sums = tiny_db
     dest = tmp_path / "dest"
 
-    assert fetch_mitdb(dest, base_url=server.url, checksums=sums, progress=True) == dest
+    assert fetch_database(dest, base_url=server.url, checksums=sums, progress=True) == dest
     assert sorted(server.requests) == sorted(f"/{name}" for name in sums)
-    assert verify_mitdb(dest, sums) == []
+    assert verify_database(dest, sums) == []
     assert (dest / "RECORDS").read_text() == "100\n101\n"
     assert _leftovers(dest) == []
     record = wfdb.rdrecord(str(dest / "100"))
@@ -90,7 +91,7 @@ def test_download_verifies_and_second_call_skips(
     assert set(wfdb.rdann(str(dest / "101"), "atr").symbol) == {"N", "V"}
 
     server.requests.clear()
-    fetch_mitdb(dest, base_url=server.url, checksums=sums, progress=False)
+    fetch_database(dest, base_url=server.url, checksums=sums, progress=False)
     assert server.requests == []
 
 
@@ -106,12 +107,12 @@ def test_corrupted_download_leaves_nothing(
 
     base = server.url
     with pytest.raises(BeatlabError, match="checksum mismatch") as err:
-        fetch_mitdb(dest, base_url=base, checksums=sums, progress=False)
+        fetch_database(dest, base_url=base, checksums=sums, progress=False)
     assert err.value.path is not None and err.value.path.endswith("101.dat")
     assert sums["101.dat"] in err.value.problem
     assert not (dest / "101.dat").exists()
     assert _leftovers(dest) == []
-    assert verify_mitdb(dest, sums) == ["101.dat", "101.atr"]
+    assert verify_database(dest, sums) == ["101.dat", "101.atr"]
 
 
 def test_http_404_names_the_url(
@@ -121,7 +122,7 @@ def test_http_404_names_the_url(
     (db / "100.hea").unlink()
     base = server.url
     with pytest.raises(BeatlabError, match="HTTP 404") as err:
-        fetch_mitdb(tmp_path / "dest", base_url=base, checksums=sums, progress=False)
+        fetch_database(tmp_path / "dest", base_url=base, checksums=sums, progress=False)
     assert err.value.path == f"{base}100.hea"
     assert _leftovers(tmp_path / "dest") == []
 
@@ -129,34 +130,36 @@ def test_http_404_names_the_url(
 def test_unreachable_server(tmp_path: Path, tiny_db: tuple[Path, dict[str, str]]) -> None:
     _, sums = tiny_db
     with pytest.raises(BeatlabError, match="download failed") as err:
-        fetch_mitdb(tmp_path / "d", base_url="http://127.0.0.1:9/x", checksums=sums, progress=False)
+        fetch_database(
+            tmp_path / "d", base_url="http://127.0.0.1:9/x", checksums=sums, progress=False
+        )
     assert err.value.path == "http://127.0.0.1:9/x/100.hea"
 
 
 def test_copy_from_source_and_repair(tmp_path: Path, tiny_db: tuple[Path, dict[str, str]]) -> None:
     db, sums = tiny_db
     dest = tmp_path / "dest"
-    fetch_mitdb(dest, source=db, checksums=sums, progress=False)
-    assert verify_mitdb(dest, sums) == []
+    fetch_database(dest, source=db, checksums=sums, progress=False)
+    assert verify_database(dest, sums) == []
     assert (dest / "RECORDS").read_text() == "100\n101\n"
 
     (dest / "100.dat").write_bytes(b"junk")
     (dest / "101.atr").unlink()
-    assert verify_mitdb(dest, sums) == ["100.dat", "101.atr"]
-    fetch_mitdb(dest, source=db, checksums=sums, progress=False)
-    assert verify_mitdb(dest, sums) == []
+    assert verify_database(dest, sums) == ["100.dat", "101.atr"]
+    fetch_database(dest, source=db, checksums=sums, progress=False)
+    assert verify_database(dest, sums) == []
 
 
 def test_source_errors(tmp_path: Path, tiny_db: tuple[Path, dict[str, str]]) -> None:
     db, sums = tiny_db
     missing = tmp_path / "nowhere"
     with pytest.raises(BeatlabError, match="no such directory") as err:
-        fetch_mitdb(tmp_path / "dest", source=missing, checksums=sums, progress=False)
+        fetch_database(tmp_path / "dest", source=missing, checksums=sums, progress=False)
     assert err.value.path == str(missing)
 
     (db / "101.hea").unlink()
     with pytest.raises(BeatlabError, match="no such file") as err:
-        fetch_mitdb(tmp_path / "dest", source=db, checksums=sums, progress=False)
+        fetch_database(tmp_path / "dest", source=db, checksums=sums, progress=False)
     assert err.value.path == str(db / "101.hea")
     assert not (tmp_path / "dest" / "101.hea").exists()
 
@@ -165,7 +168,7 @@ def test_load_checksums(tmp_path: Path) -> None:
     shipped = load_checksums()
     assert len(shipped) == 144
     assert {name.split(".")[1] for name in shipped} == {"hea", "dat", "atr"}
-    assert PHYSIONET_URL.endswith("/mitdb/1.0.0/")
+    assert MITDB.url.endswith("/mitdb/1.0.0/")
 
     custom = tmp_path / "sums.txt"
     custom.write_text(f"{'a' * 64}  100.hea\n\n{'B' * 64} *100.dat\n")
@@ -177,4 +180,4 @@ def test_load_checksums(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not REAL_MITDB.is_dir(), reason=f"real MIT-BIH database not at {REAL_MITDB}")
 def test_real_database_matches_shipped_list() -> None:
-    assert verify_mitdb(REAL_MITDB) == []
+    assert verify_database(REAL_MITDB) == []

@@ -14,7 +14,7 @@ import wfdb
 from conftest import FS, run_cli
 
 from beatlab import CLASSES
-from beatlab.data.build import Beats, load_beats
+from beatlab.data.build import Beats, cache_path, load_beats
 from beatlab.data.formats import write_beats
 from beatlab.deploy import (
     OnnxRunner,
@@ -45,7 +45,7 @@ def tiny_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture(scope="module")
 def real_beats(real_data_dir: Path) -> Beats:
-    return load_beats(real_data_dir / "beats.parquet")
+    return load_beats(cache_path(real_data_dir))
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -6,14 +6,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from beatlab.output import make_console
+
+console = make_console()  # whole lines and full tables when written to a file or pipe
 
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Data directory (default: $BEATLAB_DATA_DIR, else ./data)."),
+]
+Db = Annotated[
+    str, typer.Option(help="Database(s): mitdb, svdb, incartdb; comma-separated to pool them.")
+]
+Layout = Annotated[
+    str, typer.Option(help="Beat layout: kachuee (the study's) or centred (for new patients).")
+]
+Lead = Annotated[
+    str | None,
+    typer.Option(help="Use this lead for every record (default: the database's preferred ones)."),
 ]
 Seed = Annotated[int, typer.Option(help="Random seed for splits, balancing and training.")]
 Split = Annotated[str, typer.Option(help="intra (beat-wise) or inter (patient-wise, de Chazal).")]

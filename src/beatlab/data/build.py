@@ -1,44 +1,38 @@
-"""Beat builder after Kachuee et al. 2018: raw WFDB records -> 187-sample beats with AAMI labels.
+"""Beat builder: raw WFDB records of a registered database -> fixed-size beats with AAMI labels.
 
-Per record: lead MLII (the first lead where a record has none: 102 and 104), resampled to 125 Hz,
-cut into 10 s windows each min-max normalised to [0, 1]; the nominal period T of a window is the
-median R-R interval of the annotated beats in it; each beat starts at its R peak, spans 1.2 T and is
-zero-padded or cut to 187 samples. R peaks and labels come from the reference annotations.
+Per record: the first of the database's preferred leads that the record has (or the lead the user
+names), cut into beats at the reference annotations' R peaks by a beat layout
+(`beatlab.data.layouts`), labelled by the database's symbol map. One cache per database, layout
+and lead choice, holding the build parameters, the lead used per record and the SHA-256 of every
+source file; it is rebuilt only when one of these changes, and building one never touches another.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import wfdb
-from scipy.signal import resample_poly
 
-from beatlab import BEAT_LENGTH, CLASSES, __version__
+from beatlab import CLASSES, __version__
+from beatlab.data.databases import MITDB, DatabaseSpec
+from beatlab.data.layouts import KACHUEE, BuildParams, get_layout, segment_beats
 from beatlab.errors import BeatlabError
 from beatlab.io import atomic_path, sha256_file
 
-AAMI: dict[str, int] = {
-    **dict.fromkeys("NLRej", 0),
-    **dict.fromkeys("AaJS", 1),
-    **dict.fromkeys("VE", 2),
-    "F": 3,
-    **dict.fromkeys("/fQ", 4),
-}
-"""AAMI EC57 mapping of MIT-BIH beat symbols to class labels; any other symbol is not a beat."""
-
 RR_FEATURES = ("rr_prev", "rr_next", "rr_local")
-"""R-R context kept per beat, in seconds: previous, next, and mean of the last 10 intervals."""
+"""R-R context kept per beat (its meaning depends on the layout: see `layouts.RR_MEANING`)."""
+CHECKSUMS = "SHA256SUMS.txt"
+"""PhysioNet's checksum list in a database folder; `beatlab data fetch` writes it first."""
 
 _BYTES_PER_SAMPLE = {
     "8": 1.0,
@@ -52,18 +46,6 @@ _BYTES_PER_SAMPLE = {
     "310": 4 / 3,
     "311": 4 / 3,
 }
-
-
-@dataclass(frozen=True)
-class BuildParams:
-    """Everything that changes the built beats; stored in the cache so a change forces a rebuild."""
-
-    lead: str = "MLII"
-    fs: int = 125
-    window_s: float = 10.0
-    period_factor: float = 1.2
-    length: int = BEAT_LENGTH
-    rr_local_beats: int = 10
 
 
 @dataclass
@@ -87,55 +69,6 @@ class Beats:
 
     def counts(self, num_classes: int = len(CLASSES)) -> np.ndarray:
         return np.bincount(self.y, minlength=num_classes)
-
-
-def segment_beats(
-    signal: np.ndarray, fs: float, peaks: np.ndarray, params: BuildParams = BuildParams()
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cut one lead into beats at the given R peaks (sample indices at `fs`).
-
-    Returns the (n, length) beats and their (n, 3) R-R context in seconds. Shared by the dataset
-    builder and `beatlab predict`, so a new recording is segmented exactly like the training data.
-    """
-    ratio = Fraction(params.fs / fs).limit_denominator(1000)
-    sig = resample_poly(np.asarray(signal, dtype=np.float32), ratio.numerator, ratio.denominator)
-    r = np.minimum(np.rint(np.asarray(peaks) * params.fs / fs).astype(np.int64), len(sig) - 1)
-
-    win = int(round(params.window_s * params.fs))
-    starts = np.arange(0, len(sig), win)
-    lo = np.minimum.reduceat(sig, starts)
-    span = np.maximum.reduceat(sig, starts) - lo
-    span[span == 0] = 1.0
-    w_sig = np.arange(len(sig)) // win
-    norm = ((sig - lo[w_sig]) / span[w_sig]).astype(np.float32)
-
-    # Nominal period per window: median R-R of consecutive beats inside it; windows with fewer
-    # than two beats fall back to the record's median R-R.
-    w_r = r // win
-    rr_samples = np.diff(r)
-    same = w_r[1:] == w_r[:-1]
-    fallback = (
-        float(np.median(rr_samples)) if len(rr_samples) else params.length / params.period_factor
-    )
-    period = np.full(len(starts), fallback)
-    if same.any():
-        medians = pd.Series(rr_samples[same]).groupby(w_r[1:][same]).median()
-        period[medians.index.to_numpy()] = medians.to_numpy()
-    span_len = np.minimum(np.rint(params.period_factor * period[w_r]), params.length).astype(int)
-
-    offsets = np.arange(params.length)
-    idx = r[:, None] + offsets[None, :]
-    keep = (offsets[None, :] < span_len[:, None]) & (idx < len(sig))
-    x = np.where(keep, norm[np.minimum(idx, len(sig) - 1)], np.float32(0.0))
-
-    rr_s = np.diff(np.asarray(peaks, dtype=np.float64)) / fs
-    if len(rr_s) == 0:
-        rr_s = np.zeros(1)
-    prev = np.concatenate([rr_s[:1], rr_s])[: len(r)]
-    nxt = np.concatenate([rr_s, rr_s[-1:]])[: len(r)]
-    local = pd.Series(prev).rolling(params.rr_local_beats, min_periods=1).mean().to_numpy()
-    rr = np.stack([prev, nxt, local], axis=1).astype(np.float32)
-    return x.astype(np.float32), rr
 
 
 def record_names(data_dir: Path) -> list[str]:
@@ -182,76 +115,169 @@ def read_header(base: Path) -> wfdb.Record:
     return header
 
 
-def read_lead(base: Path, header: wfdb.Record, lead: str) -> tuple[np.ndarray, str]:
-    """The digital samples of `lead` (the first lead where the record has none) and its name."""
-    channel = header.sig_name.index(lead) if lead in header.sig_name else 0
+def read_lead(
+    base: Path, header: wfdb.Record, leads: tuple[str, ...], lead: str | None = None
+) -> tuple[np.ndarray, str]:
+    """The digital samples of `lead` if given, else of the first of `leads` the record has."""
+    wanted = (lead,) if lead else leads
+    found = next((name for name in wanted if name in header.sig_name), None)
+    if found is None:
+        raise BeatlabError(
+            f"record {base.name} has none of the leads {', '.join(wanted)} "
+            f"(it has {', '.join(header.sig_name)}; name one with --lead)",
+            base.with_suffix(".hea"),
+        )
     try:
-        rec = wfdb.rdrecord(str(base), channels=[channel], physical=False)
+        rec = wfdb.rdrecord(str(base), channels=[header.sig_name.index(found)], physical=False)
     except Exception as err:
         raise BeatlabError(f"unreadable record: {err}", base) from None
-    return rec.d_signal[:, 0], header.sig_name[channel]
+    return rec.d_signal[:, 0], found
 
 
-def read_annotations(base: Path) -> tuple[np.ndarray, np.ndarray]:
-    """R-peak samples and AAMI labels of the annotated beats; other annotations are dropped."""
+def read_annotations(
+    base: Path, spec: DatabaseSpec = MITDB, length: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """R-peak samples and AAMI labels of the annotated beats; other annotations are dropped.
+    Beats outside the signal (`length` samples) make the file unreadable, not a crash later."""
+    path = base.with_suffix(f".{spec.annotator}")
     try:
-        ann = wfdb.rdann(str(base), "atr")
+        ann = wfdb.rdann(str(base), spec.annotator)
     except Exception as err:
-        raise BeatlabError(f"unreadable record: {err}", base) from None
-    symbols = np.asarray(ann.symbol)
-    is_beat = np.isin(symbols, list(AAMI))
-    labels = np.array([AAMI[s] for s in symbols[is_beat]], dtype=np.int64)
-    return np.asarray(ann.sample)[is_beat], labels
+        raise BeatlabError(f"unreadable annotations: {err}", path) from None
+    symbols = np.asarray(ann.symbol, dtype=object)
+    samples = np.asarray(ann.sample, dtype=np.int64)
+    is_beat = np.isin(symbols, list(spec.symbols))
+    labels = np.array([spec.symbols[s] for s in symbols[is_beat]], dtype=np.int64)
+    peaks = samples[is_beat]
+    if len(peaks) and (
+        np.any(np.diff(peaks) < 0) or peaks[0] < 0 or (length and peaks[-1] >= length)
+    ):
+        raise BeatlabError("annotations out of order or outside the signal", path)
+    return peaks, labels
+
+
+def check_rate(header: wfdb.Record, spec: DatabaseSpec, base: Path) -> float:
+    fs = float(header.fs)
+    if not any(math.isclose(fs, allowed) for allowed in spec.fs):
+        raise BeatlabError(
+            f"sampled at {fs:g} Hz, but {spec.name} records are at "
+            f"{', '.join(f'{f:g}' for f in spec.fs)} Hz (a record of another database?)",
+            base.with_suffix(".hea"),
+        )
+    return fs
+
+
+@dataclass
+class Record:
+    """One record's lead, as read for building: the signal, its rate, beats and lead name."""
+
+    signal: np.ndarray
+    fs: float
+    peaks: np.ndarray
+    labels: np.ndarray
+    lead: str
 
 
 def read_record(
-    data_dir: Path, name: str, lead: str
-) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    data_dir: Path, name: str, spec: DatabaseSpec = MITDB, lead: str | None = None
+) -> Record:
     """One record's lead, rate, beat positions and AAMI labels, with input checked file by file."""
     base = data_dir / name
-    for ext in ("hea", "atr"):
+    for ext in ("hea", spec.annotator):
         if not base.with_suffix(f".{ext}").exists():
             raise BeatlabError(f"record {name} has no .{ext} file", base.with_suffix(f".{ext}"))
     header = read_header(base)
-    signal, _ = read_lead(base, header, lead)
-    peaks, labels = read_annotations(base)
-    return signal, float(header.fs), peaks, labels
+    fs = check_rate(header, spec, base)
+    signal, used = read_lead(base, header, spec.leads, lead)
+    peaks, labels = read_annotations(base, spec, len(signal))
+    return Record(signal, fs, peaks, labels, used)
 
 
 def build_beats(
-    data_dir: Path, params: BuildParams = BuildParams(), workers: int | None = None
-) -> Beats:
-    """Build every record's beats; records are read in parallel threads (wfdb and numpy release
-    the GIL for most of the work)."""
+    data_dir: Path,
+    spec: DatabaseSpec = MITDB,
+    params: BuildParams = KACHUEE,
+    lead: str | None = None,
+    workers: int | None = None,
+) -> tuple[Beats, dict[str, str]]:
+    """Build every record's beats, and say which lead each record used; records are read in
+    parallel threads (wfdb and numpy release the GIL for most of the work)."""
     names = record_names(data_dir)
 
-    def one(name: str) -> Beats:
-        signal, fs, peaks, labels = read_record(data_dir, name, params.lead)
-        x, rr = segment_beats(signal, fs, peaks, params)
-        return Beats(x, labels, rr, np.full(len(labels), name), peaks.astype(np.int64))
+    def one(name: str) -> tuple[Beats, str]:
+        rec = read_record(data_dir, name, spec, lead)
+        x, rr = segment_beats(rec.signal, rec.fs, rec.peaks, params)
+        n = len(rec.labels)
+        return Beats(x, rec.labels, rr, np.full(n, name), rec.peaks.astype(np.int64)), rec.lead
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         parts = list(pool.map(one, names))
-    return Beats(
+    beats = Beats(
         *(
-            np.concatenate([getattr(p, f) for p in parts])
+            np.concatenate([getattr(p, f) for p, _ in parts])
             for f in ("x", "y", "rr", "record", "sample")
         )
     )
+    return beats, {name: used for name, (_, used) in zip(names, parts, strict=True)}
 
 
-def source_checksums(data_dir: Path) -> dict[str, str]:
-    """SHA-256 of every file the build reads, so the cache knows when its sources changed."""
+def read_checksum_list(path: Path) -> dict[str, str]:
+    """A folder's `<sha256> <file>` list (PhysioNet's SHA256SUMS.txt), or {} without one."""
+    if not path.is_file():
+        return {}
+    sums = {}
+    for line in path.read_text("utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            sums[parts[1].lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def source_checksums(data_dir: Path, spec: DatabaseSpec = MITDB) -> dict[str, str]:
+    """SHA-256 of every file the build reads, so the cache knows when its sources changed.
+
+    A folder with a checksum list (what `beatlab data fetch` and PhysioNet write) must hold every
+    record it lists, each file as listed: a half-finished fetch or a damaged file is an error
+    naming it, not a smaller dataset."""
+    names = record_names(data_dir)
+    listed = read_checksum_list(data_dir / CHECKSUMS)
+    exts = ("hea", "dat", spec.annotator)
+    if listed:
+        missing = sorted(
+            {
+                f.rsplit(".", 1)[0]
+                for f in listed
+                if f.endswith(exts) and not (data_dir / f).exists()
+            }
+        )
+        if missing:
+            raise BeatlabError(
+                f"incomplete {spec.name}: {len(missing)} record(s) of {CHECKSUMS} missing "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+                f"run `beatlab data fetch --db {spec.name}` again",
+                data_dir,
+            )
+    sums = {}
+    for name in names:
+        for ext in exts:
+            path = data_dir / f"{name}.{ext}"
+            if path.exists():
+                sums[path.name] = sha256_file(path)
+                if path.name in listed and listed[path.name] != sums[path.name]:
+                    raise BeatlabError(f"checksum mismatch with {CHECKSUMS}", path)
+    return sums
+
+
+def _metadata(
+    spec: DatabaseSpec, params: BuildParams, lead: str | None, checksums: dict[str, str]
+) -> dict[str, Any]:
     return {
-        f"{n}.{e}": sha256_file(data_dir / f"{n}.{e}")
-        for n in record_names(data_dir)
-        for e in ("hea", "dat", "atr")
-        if (data_dir / f"{n}.{e}").exists()
+        "db": spec.name,
+        "params": asdict(params),
+        "lead": lead,
+        "sources": checksums,
+        "classes": list(CLASSES),
     }
-
-
-def _metadata(params: BuildParams, checksums: dict[str, str]) -> dict[str, Any]:
-    return {"params": asdict(params), "sources": checksums, "classes": list(CLASSES)}
 
 
 def save_beats(beats: Beats, path: Path, meta: dict[str, Any]) -> None:
@@ -294,26 +320,40 @@ def load_beats(path: Path) -> Beats:
     )
 
 
-def cache_path(data_dir: Path) -> Path:
-    return data_dir / "beats.parquet"
+def cache_path(
+    data_dir: Path, db: str = "mitdb", params: BuildParams = KACHUEE, lead: str | None = None
+) -> Path:
+    """DATA_DIR/beats/<db>-<layout>.parquet; parameters other than the registered layout's or an
+    explicit lead get a suffix of their own, so no build ever replaces another's cache."""
+    name = f"{db}-{params.name}"
+    if params != get_layout(params.name) or lead:
+        key = json.dumps([asdict(params), lead], sort_keys=True).encode()
+        name += "-" + hashlib.sha256(key).hexdigest()[:8]
+    return data_dir / "beats" / f"{name}.parquet"
 
 
 def ensure_beats(
-    data_dir: Path, params: BuildParams = BuildParams(), *, force: bool = False
+    data_dir: Path,
+    params: BuildParams = KACHUEE,
+    *,
+    db: DatabaseSpec = MITDB,
+    lead: str | None = None,
+    force: bool = False,
 ) -> tuple[Beats, Path, bool]:
-    """The dataset of `data_dir/mitdb`, from the cache when its parameters and sources match.
+    """The beats of `data_dir/<db>`, from the cache when its parameters and sources match.
 
-    Returns (beats, cache path, whether it was rebuilt).
-    """
-    source = data_dir / "mitdb"
+    Returns (beats, cache path, whether it was rebuilt); the lead used per record is in the
+    cache's metadata (`read_cache_metadata(path)["leads"]`)."""
+    source = data_dir / db.name
     if not source.is_dir():
-        raise BeatlabError("no MIT-BIH records here; run `beatlab data fetch` first", source)
-    path = cache_path(data_dir)
-    checksums = source_checksums(source)
-    meta = _metadata(params, checksums)
+        raise BeatlabError(
+            f"no {db.title} records here; run `beatlab data fetch --db {db.name}` first", source
+        )
+    path = cache_path(data_dir, db.name, params, lead)
+    meta = _metadata(db, params, lead, source_checksums(source, db))
     cached = read_cache_metadata(path)
     if not force and cached is not None and all(cached.get(k) == v for k, v in meta.items()):
         return load_beats(path), path, False
-    beats = build_beats(source, params)
-    save_beats(beats, path, meta)
+    beats, leads = build_beats(source, db, params, lead)
+    save_beats(beats, path, {**meta, "leads": leads})
     return beats, path, True

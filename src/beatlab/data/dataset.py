@@ -11,8 +11,11 @@ import numpy as np
 
 from beatlab import CLASSES
 from beatlab.data.balance import balance as balance_beats
-from beatlab.data.build import Beats, BuildParams, ensure_beats
+from beatlab.data.build import Beats, ensure_beats
+from beatlab.data.databases import MITDB, DatabaseSpec, parse_databases
+from beatlab.data.layouts import get_layout
 from beatlab.data.splits import PARTS, split_indices
+from beatlab.errors import BeatlabError
 
 DEFAULT_DATA_DIR = Path("data")
 """Default data directory, relative to where beatlab runs (raw records in `mitdb/`)."""
@@ -61,43 +64,92 @@ class Dataset:
         return rows
 
 
+def load_beats_of(
+    data_dir: Path | None = None,
+    db: str = "mitdb",
+    layout: str = "kachuee",
+    lead: str | None = None,
+) -> tuple[Beats, list[Path], np.ndarray, tuple[DatabaseSpec, ...]]:
+    """The built beats of one database or several pooled (`mitdb,svdb`), with their caches,
+    each beat's patient and the specs. Pooled records are named `<db>:<record>`."""
+    specs = parse_databases(db)
+    params = get_layout(layout)
+    root = resolve_data_dir(data_dir)
+    parts, caches, patients = [], [], []
+    for spec in specs:
+        beats, cache, _ = ensure_beats(root, params, db=spec, lead=lead)
+        patients.append(np.array([spec.patient(r) for r in beats.record]))
+        if len(specs) > 1:
+            beats.record = np.char.add(f"{spec.name}:", beats.record.astype(str))
+        parts.append(beats)
+        caches.append(cache)
+    beats = Beats(
+        *(
+            np.concatenate([getattr(b, f) for b in parts])
+            for f in ("x", "y", "rr", "record", "sample")
+        )
+    )
+    return beats, caches, np.concatenate(patients), specs
+
+
+def named_split(beats: Beats, specs: tuple[DatabaseSpec, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the training and test beats of the `inter` split: MIT-BIH's DS1 -> DS2, with
+    every record of any other pooled database on the training side."""
+    if MITDB not in specs:
+        raise BeatlabError(
+            "the inter split is MIT-BIH's DS1 -> DS2; for other databases use --folds K"
+        )
+    pooled = len(specs) > 1
+    split = MITDB.splits["inter"]
+    prefix = "mitdb:" if pooled else ""
+    is_mitdb = (
+        np.char.startswith(beats.record.astype(str), prefix)
+        if pooled
+        else np.ones(len(beats), bool)
+    )
+    train = np.isin(beats.record, [prefix + r for r in split.train]) | ~is_mitdb
+    return train, np.isin(beats.record, [prefix + r for r in split.test])
+
+
 def load_dataset(
     data_dir: Path | None = None,
     *,
+    db: str = "mitdb",
+    layout: str = "kachuee",
+    lead: str | None = None,
     split: str = "intra",
     balance: str = "none",
     seed: int = 0,
     folds: int | None = None,
     fold: int = 0,
-    params: BuildParams = BuildParams(),
 ) -> Dataset:
-    """The MIT-BIH beat dataset of `data_dir`, built or read from cache, split and balanced."""
-    beats, cache, _ = ensure_beats(resolve_data_dir(data_dir), params)
-    return make_dataset(
-        beats, cache, split=split, balance=balance, seed=seed, folds=folds, fold=fold
+    """The beat dataset of `data_dir`'s database(s), built or read from cache, split and
+    balanced."""
+    beats, caches, patients, specs = load_beats_of(data_dir, db, layout, lead)
+    named = named_split(beats, specs) if split == "inter" and folds is None else None
+    index = split_indices(
+        beats,
+        split,
+        seed=seed,
+        folds=folds,
+        fold=fold,
+        patients=patients,
+        named=named,
+        valid_frac=0.1 if split == "intra" and folds is None else 0.2,
     )
-
-
-def make_dataset(
-    beats: Beats,
-    cache: Path,
-    *,
-    split: str = "intra",
-    balance: str = "none",
-    seed: int = 0,
-    folds: int | None = None,
-    fold: int = 0,
-) -> Dataset:
-    """Split built beats and balance the training part."""
-    index = split_indices(beats, split, seed=seed, folds=folds, fold=fold)
     train, info = balance_beats(beats.take(index["train"]), balance, seed, len(CLASSES))
     meta = {
-        "source": "mitdb",
-        "cache": str(cache.resolve()),
+        "source": ",".join(s.name for s in specs),
+        "layout": layout,
+        "lead": lead,
+        "cache": ",".join(str(c.resolve()) for c in caches),
         "split": split,
         "seed": seed,
         "folds": folds,
         "fold": fold if folds else None,
+        "valid_patients": sorted(set(patients[index["valid"]].tolist()))
+        if split == "inter" or folds
+        else None,
         **info,
     }
     return Dataset(train, beats.take(index["valid"]), beats.take(index["test"]), meta=meta)

@@ -1,7 +1,10 @@
-"""Get the MIT-BIH Arrhythmia Database onto disk, verified file by file against known SHA-256 sums.
+"""Get a registered PhysioNet database onto disk, verified file by file against SHA-256 sums.
 
-Every file is written to a temporary path and checked before it is renamed into place, so a
-directory that `fetch_mitdb` has touched never holds a corrupt or half-downloaded file.
+The checksum list (the one shipped for the database, else PhysioNet's SHA256SUMS.txt) is written
+into the folder first, so that a fetch that stops half-way leaves a folder `data build` knows to be
+incomplete. Every file is written to a temporary path and checked before it is renamed into
+place, so a directory that `fetch_database` has touched never holds a corrupt or half-downloaded
+file.
 """
 
 from __future__ import annotations
@@ -15,19 +18,23 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from beatlab.data.databases import MITDB, DatabaseSpec
 from beatlab.errors import BeatlabError
 from beatlab.io import atomic_path, sha256_file
 
-PHYSIONET_URL = "https://physionet.org/files/mitdb/1.0.0/"
+CHECKSUMS = "SHA256SUMS.txt"
+
 USER_AGENT = "beatlab"
 TIMEOUT_S = 60.0
 
 
-def load_checksums(path: Path | None = None) -> dict[str, str]:
-    """Read a `<sha256> <filename>` list; the shipped one pins exactly what we train on."""
+def load_checksums(path: Path | None = None, spec: DatabaseSpec = MITDB) -> dict[str, str]:
+    """Read a `<sha256> <filename>` list; the one shipped for `spec` pins exactly what we train
+    on."""
     if path is None:
-        text = (resources.files("beatlab.data") / "mitdb_sha256sums.txt").read_text("utf-8")
-        where: Path | str = "beatlab.data/mitdb_sha256sums.txt"
+        assert spec.checksums is not None
+        text = (resources.files("beatlab.data") / spec.checksums).read_text("utf-8")
+        where: Path | str = f"beatlab.data/{spec.checksums}"
     else:
         try:
             text = Path(path).read_text("utf-8")
@@ -50,36 +57,41 @@ def load_checksums(path: Path | None = None) -> dict[str, str]:
     return sums
 
 
-def fetch_mitdb(
+def fetch_database(
     dest: Path,
+    spec: DatabaseSpec = MITDB,
     *,
     source: Path | None = None,
-    base_url: str = PHYSIONET_URL,
+    base_url: str | None = None,
     checksums: dict[str, str] | None = None,
     progress: bool = True,
 ) -> Path:
-    """Make `dest` hold every listed file, verified; copy from `source` or download otherwise.
+    """Make `dest` hold every listed file of `spec`, verified; copy from `source` or download
+    (from `base_url`, default the database's PhysioNet home) otherwise.
 
     Files already present with the right hash are left alone, so re-running is cheap and an
     interrupted fetch resumes where it stopped.
     """
-    sums = load_checksums() if checksums is None else checksums
+    base_url = base_url or spec.url
+    if not base_url.endswith("/"):
+        base_url += "/"
+    if source is not None and not Path(source).is_dir():
+        raise BeatlabError("no such directory", source)
+    sums = checksums if checksums is not None else _checksums_for(spec, source, base_url, dest)
     for name in sums:
         if not _is_plain(name):  # a custom list must not write outside dest
             raise BeatlabError("not a plain file name in checksum list", name)
     dest = Path(dest)
-    if source is not None and not Path(source).is_dir():
-        raise BeatlabError("no such directory", source)
     if dest.exists() and not dest.is_dir():
         raise BeatlabError("not a directory", dest)
     dest.mkdir(parents=True, exist_ok=True)
-    if not base_url.endswith("/"):
-        base_url += "/"
+    with atomic_path(dest / CHECKSUMS) as tmp:  # first: `data build` can tell a partial fetch
+        tmp.write_text("".join(f"{d}  {n}\n" for n, d in sums.items()), "utf-8")
 
     with _progress_bar(progress) as bar:
         task = bar.add_task("", total=len(sums))
         for name, expected in sums.items():
-            bar.update(task, description=name)
+            bar.update(task, description=f"{spec.name} {name}")
             target = dest / name
             if not (target.is_file() and sha256_file(target) == expected):
                 with atomic_path(target) as tmp:
@@ -101,9 +113,34 @@ def fetch_mitdb(
     return dest
 
 
-def verify_mitdb(dir: Path, checksums: dict[str, str] | None = None) -> list[str]:
+def _checksums_for(
+    spec: DatabaseSpec, source: Path | None, base_url: str, dest: Path
+) -> dict[str, str]:
+    """The shipped list of `spec`, else PhysioNet's SHA256SUMS.txt of the database (from the
+    source folder or online), kept to the records' header, signal and annotation files."""
+    if spec.checksums is not None:
+        return load_checksums(spec=spec)
+    listing = dest / f".{CHECKSUMS}.download"
+    try:
+        if source is not None:
+            _copy(Path(source) / CHECKSUMS, listing)
+        else:
+            _download(base_url + CHECKSUMS, listing)
+        sums = load_checksums(listing)
+    finally:
+        listing.unlink(missing_ok=True)
+    exts = (".hea", ".dat", f".{spec.annotator}")
+    kept = {n: d for n, d in sums.items() if n.endswith(exts) and "/" not in n}
+    if not kept:
+        raise BeatlabError(f"{CHECKSUMS} lists no records", base_url + CHECKSUMS)
+    return kept
+
+
+def verify_database(
+    dir: Path, checksums: dict[str, str] | None = None, *, spec: DatabaseSpec = MITDB
+) -> list[str]:
     """Names of listed files that are missing or differ; empty means the data is exactly ours."""
-    sums = load_checksums() if checksums is None else checksums
+    sums = load_checksums(spec=spec) if checksums is None else checksums
     root = Path(dir)
     return [
         name
@@ -137,7 +174,7 @@ def _download(url: str, tmp: Path) -> None:
 def _progress_bar(enabled: bool) -> Progress:
     """One bar over files on stderr, so stdout stays clean for anything piped."""
     return Progress(
-        TextColumn("mitdb {task.description:<8}"),
+        TextColumn("{task.description:<14}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

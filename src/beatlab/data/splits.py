@@ -6,63 +6,18 @@ tuning and early stopping never see a test beat.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from beatlab.data.build import Beats
+from beatlab.data.databases import MITDB
 from beatlab.errors import BeatlabError
 
-DS1 = (
-    "101",
-    "106",
-    "108",
-    "109",
-    "112",
-    "114",
-    "115",
-    "116",
-    "118",
-    "119",
-    "122",
-    "124",
-    "201",
-    "203",
-    "205",
-    "207",
-    "208",
-    "209",
-    "215",
-    "220",
-    "223",
-    "230",
-)
-"""de Chazal et al. 2004 training records (train + validation in the `inter` split)."""
-DS2 = (
-    "100",
-    "103",
-    "105",
-    "111",
-    "113",
-    "117",
-    "121",
-    "123",
-    "200",
-    "202",
-    "210",
-    "212",
-    "213",
-    "214",
-    "219",
-    "221",
-    "222",
-    "228",
-    "231",
-    "232",
-    "233",
-    "234",
-)
-"""de Chazal et al. 2004 test records."""
-PACED = ("102", "104", "107", "217")
+DS1, DS2 = MITDB.splits["inter"].train, MITDB.splits["inter"].test
+"""de Chazal et al. 2004: training records (train + validation in `inter`) and test records."""
+PACED = MITDB.excluded
 """Paced records, excluded from the patient-wise split as in de Chazal et al."""
 
 SPLITS = ("intra", "inter")
@@ -80,6 +35,38 @@ def carve(
     return np.sort(rest), np.sort(carved)
 
 
+def carve_patients(
+    index: np.ndarray, y: np.ndarray, patients: np.ndarray, frac: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Patient-grouped, class-stratified, seeded split of `index` into (rest, carved): whole
+    patients only, so validation measures patients never trained on.
+
+    Rare classes sit in a few patients (MIT-BIH DS1 has nearly all its F beats in record 208),
+    so of the 1/frac candidate folds the one whose share of every class (of 100 beats or more:
+    a handful cannot be shared out) is closest to `frac` is carved: neither part loses a class
+    wholesale when another fold would keep it."""
+    folds = max(2, round(1 / frac))
+    groups = patients[index]
+    if len(np.unique(groups)) < folds:
+        raise BeatlabError(
+            f"a patient-wise validation part needs at least {folds} patients, got "
+            f"{len(np.unique(groups))}"
+        )
+    kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    totals = np.bincount(y[index])
+    present = totals >= 100
+
+    def deviation(carved: np.ndarray) -> float:
+        share = np.bincount(y[index[carved]], minlength=len(totals))[present] / totals[present]
+        return float(np.abs(share - frac).max(initial=0.0))
+
+    with warnings.catch_warnings():  # "least populated class has only n members": known, fine
+        warnings.simplefilter("ignore", UserWarning)
+        candidates = list(kfold.split(index, y[index], groups=groups))
+    rest, carved = min(candidates, key=lambda fold: deviation(fold[1]))
+    return np.sort(index[rest]), np.sort(index[carved])
+
+
 def split_indices(
     beats: Beats,
     split: str = "intra",
@@ -89,33 +76,42 @@ def split_indices(
     valid_frac: float = 0.1,
     folds: int | None = None,
     fold: int = 0,
+    patients: np.ndarray | None = None,
+    named: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Indices of the train, valid and test parts.
 
-    intra: stratified random test part (20%), Kaggle-style. inter: DS1 -> train + valid, DS2 ->
-    test, paced records dropped. With `folds`, test is fold `fold` of a patient-grouped,
-    class-stratified K-fold over all records. Validation is always a stratified `valid_frac` of
-    the non-test part (so intra defaults to 72/8/20).
+    intra: stratified random test part (20%), Kaggle-style; validation a stratified `valid_frac`
+    of the rest (72/8/20). inter: the database's named patient-wise split (`named`: boolean
+    masks of its train and test beats; default MIT-BIH DS1 -> DS2, paced records dropped).
+    With `folds`, test is fold `fold` of a patient-grouped, class-stratified K-fold. In the
+    patient-wise cases validation is held-out training *patients* (about `valid_frac` of the
+    beats), so early stopping and model selection see no patient of the training part.
+    `patients` gives each beat's patient (default: its record).
     """
     every = np.arange(len(beats))
+    groups = beats.record if patients is None else patients
     if folds is not None:
         if folds < 2 or not 0 <= fold < folds:
             raise BeatlabError(
                 f"need folds >= 2 and 0 <= fold < folds, got folds={folds}, fold={fold}"
             )
-        n_records = len(np.unique(beats.record))
-        if folds > n_records:
-            raise BeatlabError(f"{folds} folds but only {n_records} records")
+        n_patients = len(np.unique(groups))
+        if folds > n_patients:
+            raise BeatlabError(f"{folds} folds but only {n_patients} patients")
         kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-        rest, test = list(kfold.split(every, beats.y, groups=beats.record))[fold]
+        rest, test = list(kfold.split(every, beats.y, groups=groups))[fold]
     elif split == "intra":
         rest, test = carve(every, beats.y, test_frac, seed)
+        train, valid = carve(np.asarray(rest), beats.y, valid_frac, seed)
+        return {"train": train, "valid": valid, "test": np.sort(test)}
     elif split == "inter":
-        rest = every[np.isin(beats.record, DS1)]
-        test = every[np.isin(beats.record, DS2)]
+        if named is None:
+            named = (np.isin(beats.record, DS1), np.isin(beats.record, DS2))
+        rest, test = every[named[0]], every[named[1]]
         if len(rest) == 0 or len(test) == 0:
             raise BeatlabError("the inter split needs the MIT-BIH records of DS1 and DS2")
     else:
         raise BeatlabError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
-    train, valid = carve(np.asarray(rest), beats.y, valid_frac, seed)
+    train, valid = carve_patients(np.asarray(rest), beats.y, groups, valid_frac, seed)
     return {"train": train, "valid": valid, "test": np.sort(test)}

@@ -9,17 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from beatlab.data.build import read_cache_metadata
-from beatlab.data.fetch import PHYSIONET_URL, load_checksums
+from beatlab.data.databases import DatabaseSpec, get_database
+from beatlab.data.fetch import load_checksums
 from beatlab.reporting.document import Block, Heading, Table, Text
 from beatlab.reporting.sources import Experiment, show
 from beatlab.training.runs import Run
 
-CHECKSUM_LIST = "mitdb_sha256sums.txt"
 
-
-def database_name() -> str:
-    version = PHYSIONET_URL.rstrip("/").rsplit("/", 1)[-1]
-    return f"MIT-BIH Arrhythmia Database v{version}"
+def database_name(spec: DatabaseSpec) -> str:
+    return f"{spec.title} v{spec.version}"
 
 
 def listing_sha256(sums: dict[str, str]) -> str:
@@ -65,7 +63,7 @@ def provenance(sources: list[tuple[str, Run | Experiment]]) -> list[Block]:
             "same split, balancing and seed."
         ),
         Heading("Database", 3),
-        _database_table(),
+        *(_database_table(spec) for spec in _databases(metas)),
         *_cache_blocks(metas),
         Heading("Data", 3),
         _data_table(metas),
@@ -75,17 +73,26 @@ def provenance(sources: list[tuple[str, Run | Experiment]]) -> list[Block]:
     return blocks
 
 
-def _database_table() -> Table:
-    shipped = (resources.files("beatlab.data") / CHECKSUM_LIST).read_bytes()
-    return Table(
-        ["item", "value"],
-        [
-            ["database", database_name()],
-            ["source", PHYSIONET_URL],
-            ["checksum list", f"beatlab/data/{CHECKSUM_LIST}: {len(load_checksums())} files"],
+def _databases(metas: list[tuple[str, dict[str, Any]]]) -> list[DatabaseSpec]:
+    """The registered databases the inputs were built from (MIT-BIH for files and old runs)."""
+    names = [n for _, meta in metas for n in str(meta.get("source") or "mitdb").split(",")]
+    return [get_database(n) for n in dict.fromkeys(names) if n not in ("files", "")] or [
+        get_database("mitdb")
+    ]
+
+
+def _database_table(spec: DatabaseSpec) -> Table:
+    rows = [["database", database_name(spec)], ["source", spec.url]]
+    if spec.checksums is not None:
+        shipped = (resources.files("beatlab.data") / spec.checksums).read_bytes()
+        count = len(load_checksums(spec=spec))
+        rows += [
+            ["checksum list", f"beatlab/data/{spec.checksums}: {count} files"],
             ["SHA-256 of the checksum list", hashlib.sha256(shipped).hexdigest()],
-        ],
-    )
+        ]
+    else:
+        rows.append(["checksum list", "PhysioNet's SHA256SUMS.txt, fetched with the records"])
+    return Table(["item", "value"], rows)
 
 
 def _cache_blocks(metas: list[tuple[str, dict[str, Any]]]) -> list[Block]:
@@ -94,9 +101,8 @@ def _cache_blocks(metas: list[tuple[str, dict[str, Any]]]) -> list[Block]:
     users: dict[str, list[str]] = {}
     for label, meta in metas:
         if meta.get("source") != "files":  # prepared beat files have no cache
-            cache = str(Path(meta["cache"]).resolve()) if meta.get("cache") else ""
-            users.setdefault(cache, []).append(label)
-    shipped = load_checksums()
+            for cache in str(meta.get("cache") or "").split(","):
+                users.setdefault(str(Path(cache).resolve()) if cache else "", []).append(label)
     blocks: list[Block] = []
     missing: list[str] = []
     for cache, labels in users.items():
@@ -105,6 +111,8 @@ def _cache_blocks(metas: list[tuple[str, dict[str, Any]]]) -> list[Block]:
             missing += [f"{label} ({cache})" if cache else label for label in labels]
             continue
         sources: dict[str, str] = built.get("sources", {})
+        spec = get_database(built.get("db", "mitdb"))
+        shipped = load_checksums(spec=spec) if spec.checksums else sources
         params = built.get("params", {}).items()
         counts = zip(built.get("classes", []), built.get("counts", []), strict=False)
         blocks.append(
@@ -112,6 +120,7 @@ def _cache_blocks(metas: list[tuple[str, dict[str, Any]]]) -> list[Block]:
                 ["item", "value"],
                 [
                     ["beats cache", cache],
+                    ["database", spec.name],
                     ["used by", ", ".join(labels)],
                     ["source files", str(len(sources))],
                     ["SHA-256 of their checksums", listing_sha256(sources)],

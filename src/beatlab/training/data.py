@@ -13,9 +13,42 @@ from beatlab.data.dataset import Dataset, load_dataset
 from beatlab.data.formats import NO_RR, read_beats
 from beatlab.data.splits import carve
 from beatlab.errors import BeatlabError
+from beatlab.output import warn
 from beatlab.training.config import TrainConfig
 
 PTB_CLASSES = ("normal", "abnormal")
+FAR = 10.0
+"""A sample further than FAR times the width of the training range outside it is "far": the
+model never saw anything like it, so its class is a guess however confident it looks."""
+
+
+def check_float32(x: np.ndarray, path: Path | str) -> None:
+    """Beats are float32 from here on: a value finite in the file but beyond float32's range
+    (1e39, say) would become inf and silently poison every probability of its row."""
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if bad.size:
+        raise BeatlabError(
+            f"values beyond the float32 range (about ±3.4e38) in {bad.size} rows "
+            f"(first at row {bad[0]}, 0-based)",
+            path,
+        )
+
+
+def warn_outside(x: np.ndarray, train_range: list[float] | None, where: Path | str) -> int:
+    """Warn (one line) about rows with samples far outside the training range (default [0, 1],
+    the beats' normalisation); returns how many."""
+    low, high = train_range if train_range else (0.0, 1.0)
+    width = max(high - low, 1e-6)
+    far = ((x < low - FAR * width) | (x > high + FAR * width)).any(axis=1)
+    count = int(far.sum())
+    if count:
+        largest = float(np.abs(x[far]).max())
+        warn(
+            f"{count} of {len(x)} rows hold values far outside the training range "
+            f"[{low:.3g}, {high:.3g}] (up to {largest:.3g}); their classes are unreliable",
+            where,
+        )
+    return count
 
 
 def read_files(spec: str) -> Beats:
@@ -24,6 +57,7 @@ def read_files(spec: str) -> Beats:
     for item in spec.split(","):
         path = Path(item.strip())
         x, y = read_beats(path)
+        check_float32(x, path)
         xs.append(x)
         ys.append(y)
         names.append(np.full(len(y), path.name))
@@ -80,12 +114,20 @@ def dataset_for(config: TrainConfig) -> Dataset:
     if config.train_file:
         if config.hparams.get("use_rr"):
             raise BeatlabError(NO_RR, config.train_file)
+        if config.layout != "kachuee":
+            raise BeatlabError(
+                f"beat files hold beats in the kachuee layout, not {config.layout!r}",
+                config.train_file,
+            )
         ds = file_dataset(config)
     elif config.valid_file or config.test_file:
         raise BeatlabError("--valid-file and --test-file need --train-file")
     else:
         ds = load_dataset(
             Path(config.data_dir) if config.data_dir else None,
+            db=config.db,
+            layout=config.layout,
+            lead=config.lead,
             split=config.split,
             balance=config.balance,
             seed=config.seed,
