@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +19,30 @@ REAL_FORMATS = SHARED / "formats"
 FS = 360
 
 
-def write_record(name: str, out: Path, rng: np.random.Generator, seconds: int = 20) -> None:
-    """Two-lead synthetic ECG at 360 Hz with a beat every 0.8 s, labelled N N N V ..."""
-    t = np.arange(seconds * FS) / FS
+def write_record(
+    name: str,
+    out: Path,
+    rng: np.random.Generator,
+    seconds: int = 20,
+    fs: int = FS,
+    leads: tuple[str, ...] = ("MLII", "V1"),
+) -> None:
+    """Synthetic ECG (default: MIT-BIH-like, two leads at 360 Hz) with a beat every 0.8 s,
+    labelled N N N V ..."""
+    t = np.arange(seconds * fs) / fs
     beats = np.exp(-(((t % 0.8) - 0.4) ** 2) / 2e-4)
-    signal = np.stack([beats, 0.5 * beats], axis=1) + 0.01 * rng.standard_normal((t.size, 2))
+    gains = np.linspace(1.0, 0.5, len(leads))
+    signal = beats[:, None] * gains + 0.01 * rng.standard_normal((t.size, len(leads)))
     wfdb.wrsamp(
         name,
-        fs=FS,
-        units=["mV", "mV"],
-        sig_name=["MLII", "V1"],
+        fs=fs,
+        units=["mV"] * len(leads),
+        sig_name=list(leads),
         p_signal=signal,
-        fmt=["212", "212"],
+        fmt=["212"] * len(leads),
         write_dir=str(out),
     )
-    peaks = np.arange(int(0.4 * FS), t.size, int(0.8 * FS))
+    peaks = np.arange(int(0.4 * fs), t.size, int(0.8 * fs))
     symbols = ["N" if i % 4 else "V" for i in range(peaks.size)]
     wfdb.wrann(name, "atr", sample=peaks, symbol=symbols, write_dir=str(out))
 
@@ -86,3 +100,29 @@ def real_data_dir(real_mitdb: Path, tmp_path_factory: pytest.TempPathFactory) ->
     (root / "mitdb").symlink_to(real_mitdb)
     ensure_beats(root)
     return root
+
+
+@contextlib.contextmanager
+def serve(folder: Path, requests: list[str] | None = None) -> Iterator[str]:
+    """Serve `folder` over HTTP on 127.0.0.1 (recording each requested path); yields the URL."""
+    seen = requests if requests is not None else []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

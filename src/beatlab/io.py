@@ -13,10 +13,19 @@ from beatlab.errors import BeatlabError
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+def atomic_path(path: Path | str, *, parents: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    `parents` creates missing folders above it: right for the folders beatlab owns (run
+    directories, the data cache), wrong for a file the user named, where a mistyped folder
+    would silently become a new directory tree; there `parents=False` is an error instead."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise FileNotFoundError(2, f"no such directory {path.parent}")
+    if path.is_dir():
+        raise IsADirectoryError(21, "it is a directory")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -32,11 +41,11 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def writing(path: Path | str) -> Iterator[Path]:
-    """`atomic_path` for user-facing outputs: a failed write (disk full, no permission) becomes
-    one line naming the file instead of a traceback."""
+def writing(path: Path | str, *, parents: bool = True) -> Iterator[Path]:
+    """`atomic_path` for user-facing outputs: a failed write (disk full, no permission, a
+    missing folder with `parents=False`) becomes one line naming the file, not a traceback."""
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, parents=parents) as tmp:
             yield tmp
     except OSError as err:
         raise BeatlabError(f"cannot write: {err.strerror or err}", path) from err

@@ -17,8 +17,8 @@ from beatlab.data.build import (
     load_beats,
     read_cache_metadata,
 )
-from beatlab.data.layouts import BuildParams, segment_beats
 from beatlab.data.dataset import load_dataset
+from beatlab.data.layouts import BuildParams, segment_beats
 from beatlab.data.splits import DS1, DS2, PACED, split_indices
 
 

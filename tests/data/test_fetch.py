@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wfdb
-from conftest import FS, REAL_MITDB, write_record
+from conftest import FS, REAL_MITDB, serve, write_record
 
 from beatlab.data.databases import MITDB
 from beatlab.data.fetch import fetch_database, load_checksums, verify_database
@@ -47,28 +44,9 @@ class Server:
 @pytest.fixture
 def server(tiny_db: tuple[Path, dict[str, str]]) -> Iterator[Server]:
     """Serve the tiny database on 127.0.0.1, recording every requested path."""
-    db, _ = tiny_db
     requests: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self) -> None:
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(db))
-    )
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Server(f"http://127.0.0.1:{httpd.server_address[1]}/", requests)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serve(tiny_db[0], requests) as url:
+        yield Server(url, requests)
 
 
 def _leftovers(dest: Path) -> list[str]:

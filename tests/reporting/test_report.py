@@ -29,7 +29,7 @@ STUDY_HEADER = (
     "| input | model | iterations | accuracy | recall macro | batch | hidden | dropout | "
     "num_layers | num_blocks | factor | gru_hidden | training set |"
 )
-RUN_FIGURES = 2  # confusion matrices, learning curves
+RUN_FIGURES = 2 + 5  # confusion matrices, learning curves, typical beats of each class
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +71,7 @@ def test_report_has_the_studys_tables_and_figures(report_dir: Path) -> None:
         "Architecture",
         "Per-class metrics (test)",
         "Confusion matrix (test)",
+        "Typical and misclassified beats (test)",
         "Learning curves",
         "Experiment exp",
         "Search space",

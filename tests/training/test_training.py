@@ -143,7 +143,7 @@ def test_training_never_reads_the_test_part(real_data_dir: Path, tmp_path: Path)
 
 
 def test_early_stopping_on_validation_recall(real_data_dir: Path, tmp_path: Path) -> None:
-    config = tiny(real_data_dir, epochs=6, lr=0.0, early_stopping=2)
+    config = tiny(real_data_dir, epochs=6, lr=1e-30, early_stopping=2)  # lr must be > 0
     run = train_run(config, tmp_path, name="stop", tracking_uri="none", progress=False)
     info = json.loads((run / "run.json").read_text())
     assert info["epochs_run"] == 3 and info["best_epoch"] == 1

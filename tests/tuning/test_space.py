@@ -128,6 +128,7 @@ def test_results_table_columns_and_order() -> None:
     assert list(table.columns) == [
         "trial",
         "iterations",
+        "best epoch",
         "accuracy",
         "recall macro",
         "batch",
@@ -143,5 +144,7 @@ def test_results_table_columns_and_order() -> None:
     assert list(table["trial"]) == ["c", "a", "b"]  # best first, a failed trial last
     assert table.loc[0, "gru_hidden"] == 256  # the model's default where not searched
     lines = markdown(table).splitlines()
-    assert lines[0].startswith("| trial | iterations | accuracy | recall macro | batch |")
-    assert lines[2].startswith("| c | 3 |  | 0.9000 | 48 | 64 | 0.4000 |")
+    assert lines[0].startswith(
+        "| trial | iterations | best epoch | accuracy | recall macro | batch |"
+    )
+    assert lines[2].startswith("| c | 3 | 3 |  | 0.9000 | 48 | 64 | 0.4000 |")

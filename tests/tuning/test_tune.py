@@ -115,7 +115,14 @@ def test_interrupted_search_resumes_and_tests_the_best_once(
 
     table = pd.read_csv(exp_dir / "results.csv")
     assert set(table["trial"]) == set(after)
-    assert list(table.columns[:4]) == ["trial", "iterations", "accuracy", "recall macro"]
+    assert list(table.columns[:5]) == [
+        "trial",
+        "iterations",
+        "best epoch",
+        "accuracy",
+        "recall macro",
+    ]
+    assert (table["best epoch"] <= table["iterations"]).all()
     assert table["recall macro"].is_monotonic_decreasing
     assert set(table["iterations"]) <= {1, 2}  # ASHA may stop a trial after one epoch
     assert (exp_dir / "results.md").read_text().count("\n| ") == 1 + SAMPLES  # header, trials

@@ -5,8 +5,13 @@ The command modules import torch, Ray, MLflow and the rest inside each command, 
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
+from types import FrameType
 
+import click
 import typer
 
 from beatlab.cli.common import print_table
@@ -15,6 +20,7 @@ from beatlab.cli.predict import export, predict
 from beatlab.cli.report import report
 from beatlab.cli.train import evaluate, train
 from beatlab.cli.tune import tune
+from beatlab.cli.view import view
 from beatlab.errors import BeatlabError
 
 app = typer.Typer(
@@ -29,6 +35,7 @@ app.command()(predict)
 app.command(name="export")(export)
 app.command()(tune)
 app.command()(report)
+app.command()(view)
 
 
 @app.command()
@@ -47,10 +54,64 @@ def models() -> None:
     )
 
 
-def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+INTERRUPTED, TERMINATED = 130, 143
+"""Exit statuses after Ctrl+C (SIGINT) and SIGTERM, as a shell reports them (128 + signal)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[list[int]]:
+    """Treat SIGTERM (what `kill` and job schedulers send) like Ctrl+C, so that a command ends
+    the same clean way: the SIGINT handler in force runs (Python's raises KeyboardInterrupt,
+    Ray Tune's saves the search). Yields a list that records the signal, for the exit status."""
+    received: list[int] = []
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
     try:
-        app()  # standalone: typer reports usage errors itself, with exit status 2
-    except BeatlabError as err:
-        print(f"beatlab: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main() -> None:
+    """Entry point: user errors (bad options, values or files) become one line on stderr and
+    exit status 2, never a traceback; an interrupt ends with 130 (SIGINT) or 143 (SIGTERM)."""
+    with sigterm_as_interrupt() as received:
+        try:
+            code = app(standalone_mode=False)  # typer turns Ctrl+C into exit status 130
+        except BeatlabError as err:
+            print(f"beatlab: error: {one_line(str(err))}", file=sys.stderr)
+            code = 2
+        except click.exceptions.NoArgsIsHelpError:
+            code = 2  # the help is already printed
+        except click.ClickException as err:  # bad options: one line, not click's usage box
+            ctx = getattr(err, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            print(f"beatlab: error: {one_line(err.format_message())}{hint}", file=sys.stderr)
+            code = err.exit_code
+        except click.exceptions.Abort:
+            code = 1
+        except OSError as err:  # the last net under the file checks: still one line
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"beatlab: error: {where}{err.strerror or err}", file=sys.stderr)
+            code = 2
+        except KeyboardInterrupt:
+            code = INTERRUPTED
+    if code == INTERRUPTED and received:
+        code = TERMINATED
+    sys.exit(code if isinstance(code, int) else 0)

@@ -42,7 +42,13 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
     for row in rows:
         table.add_row(
             *(
-                f"{v:,}" if isinstance(v, int) else f"{v:.4f}" if isinstance(v, float) else str(v)
+                "n/a"
+                if v is None
+                else f"{v:,}"
+                if isinstance(v, int)
+                else f"{v:.4f}"
+                if isinstance(v, float)
+                else str(v)
                 for v in row.values()
             )
         )

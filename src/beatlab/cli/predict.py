@@ -61,7 +61,8 @@ def predict(
     flag, source = chosen[0]
     if detector and flag != "record":
         raise BeatlabError("--detector applies to --record only")
-    table_format(out)  # a bad output suffix fails before any work
+    table_format(out)  # a bad output suffix or folder fails before any work
+    check_output(out)
     if flag != "record":
         check_beat_file(source, flag)
     trained = load_run(run)
@@ -73,6 +74,15 @@ def predict(
     write_table(result.table(), out)
     print_summary(result, source)
     console.print(f"wrote {len(result):,} beats to [bold]{out}[/]")
+
+
+def check_output(path: Path) -> None:
+    """An output file the user named goes into a folder that exists: a mistyped folder is an
+    error before any work, never a new directory tree."""
+    if path.is_dir():
+        raise BeatlabError("is a directory; --out names the file to write", path)
+    if not path.parent.is_dir():
+        raise BeatlabError(f"no such directory {path.parent}", path)
 
 
 def print_summary(result: Predictions, source: Path) -> None:
@@ -145,6 +155,8 @@ def export(
         raise BeatlabError(f"unknown export format {fmt!r} (choose from {', '.join(EXPORT_FILES)})")
     if int8 and fmt != "onnx":
         raise BeatlabError("--int8 needs --format onnx")
+    if out is not None:
+        check_output(out)
     trained = load_run(run)
     if not int8:
         path = export_model(

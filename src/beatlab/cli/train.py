@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from beatlab.cli.common import DataDir, console, print_table
+from beatlab.errors import BeatlabError
 from beatlab.training.config import DEFAULT_RUNS_DIR, TrainConfig, load_config, parse_sets
 
 RunsDir = Annotated[Path, typer.Option(help="Where run directories (and mlflow.db) go.")]
@@ -60,12 +62,21 @@ def train(
             help="Replace an earlier run of this name (only a beatlab run holding nothing else)."
         ),
     ] = False,
+    resume_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Continue this interrupted run from its last finished epoch (same result as "
+            "an uninterrupted run).",
+        ),
+    ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     data_dir: DataDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Train a model; the best checkpoint (on validation macro recall) goes to RUNS_DIR/NAME."""
-    from beatlab.training.run import train_run
+    """Train a model; the best checkpoint (on validation macro recall, or the config's
+    `monitor`) goes to RUNS_DIR/NAME. Ctrl+C or SIGTERM keeps the finished epochs (--resume)."""
+    from beatlab.training.run import Interrupted, resume_run, train_run
     from beatlab.training.runs import read_json
 
     config = load_config(config_file) if config_file else TrainConfig()
@@ -87,9 +98,30 @@ def train(
         "freeze_backbone": freeze_backbone,
         "data_dir": str(data_dir) if data_dir else None,
     }
-    config = config.updated({k: v for k, v in given.items() if v is not None})
-    config = config.updated(parse_sets(sets or []))
-    run_dir = train_run(config, runs_dir, name=name, tracking_uri=tracking_uri, replace=replace)
+    for key, value in given.items():  # one at a time, so that an error names its option
+        if value is not None:
+            config = config.updated({key: value}, f"--{key.replace('_', '-')}")
+    config = config.updated(parse_sets(sets or []), "--set")
+    try:
+        if resume_dir is not None:
+            others = any(v is not None for v in given.values()) or config_file or sets or name
+            if others or replace:
+                raise BeatlabError(
+                    "--resume continues a run with its own settings; give no other option "
+                    "than --tracking-uri"
+                )
+            run_dir = resume_run(resume_dir, tracking_uri=tracking_uri)
+        else:
+            run_dir = train_run(
+                config, runs_dir, name=name, tracking_uri=tracking_uri, replace=replace
+            )
+    except Interrupted as stop:
+        print(
+            f"beatlab: interrupted after {stop.epochs} of {stop.total} epochs; the run is kept: "
+            f"continue with `beatlab train --resume {stop.run_dir}`",
+            file=sys.stderr,
+        )
+        raise
     info, metrics = read_json(run_dir / "run.json"), read_json(run_dir / "metrics.json")["valid"]
     console.print(
         f"run: [bold]{run_dir}[/]  best epoch {info['best_epoch']}/"
@@ -107,9 +139,24 @@ def evaluate(
             help="Evaluate on Kaggle CSV / course Parquet file(s) instead, comma-separated."
         ),
     ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Evaluate on every annotated beat of this other database (e.g. svdb) instead."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Evaluate a run's best model once on the test part (or another part): metrics.json."""
+    """Evaluate a run's best model once on the test part (or another part, or another
+    database): metrics.json."""
+    if db is not None:
+        from beatlab.training.crossdb import evaluate_database
+
+        metrics = evaluate_database(run, db, data_dir)
+        print_metrics(metrics, f"{run.name} on {metrics['database']}, {metrics['records']} records")
+        print_table(metrics["per_record"], title="per record")
+        return
     from beatlab.training.run import evaluate_run
 
     metrics = evaluate_run(run, split, test_file=test_file, tracking_uri=tracking_uri)

@@ -10,6 +10,7 @@ file.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from importlib import resources
@@ -120,15 +121,13 @@ def _checksums_for(
     source folder or online), kept to the records' header, signal and annotation files."""
     if spec.checksums is not None:
         return load_checksums(spec=spec)
-    listing = dest / f".{CHECKSUMS}.download"
-    try:
+    with tempfile.TemporaryDirectory(prefix="beatlab-fetch-") as tmp:
+        listing = Path(tmp) / CHECKSUMS
         if source is not None:
             _copy(Path(source) / CHECKSUMS, listing)
         else:
             _download(base_url + CHECKSUMS, listing)
         sums = load_checksums(listing)
-    finally:
-        listing.unlink(missing_ok=True)
     exts = (".hea", ".dat", f".{spec.annotator}")
     kept = {n: d for n, d in sums.items() if n.endswith(exts) and "/" not in n}
     if not kept:

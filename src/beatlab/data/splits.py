@@ -45,13 +45,13 @@ def carve_patients(
     so of the 1/frac candidate folds the one whose share of every class (of 100 beats or more:
     a handful cannot be shared out) is closest to `frac` is carved: neither part loses a class
     wholesale when another fold would keep it."""
-    folds = max(2, round(1 / frac))
     groups = patients[index]
-    if len(np.unique(groups)) < folds:
+    n_patients = len(np.unique(groups))
+    if n_patients < 2:
         raise BeatlabError(
-            f"a patient-wise validation part needs at least {folds} patients, got "
-            f"{len(np.unique(groups))}"
+            f"a patient-wise validation part needs at least 2 training patients, got {n_patients}"
         )
+    folds = min(max(2, round(1 / frac)), n_patients)
     kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     totals = np.bincount(y[index])
     present = totals >= 100

@@ -79,7 +79,7 @@ def export_model(
         raise ValueError(f"{len(classes)} class names for a {model.num_classes}-class model")
     model.eval()
     meta = json.dumps(export_metadata(model, classes, name))
-    with writing(out) as tmp:
+    with writing(out, parents=False) as tmp:
         if fmt == "onnx":
             _export_onnx(model, tmp, meta)
         else:
@@ -105,7 +105,7 @@ def export_int8(
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared))
         calibration = Calibration(beats, rr, input_names(model), seed)
-        with writing(out) as target:
+        with writing(out, parents=False) as target:
             quantize_static(
                 str(prepared),
                 str(target),

@@ -20,17 +20,14 @@ import torch
 from wfdb import processing
 
 from beatlab import CLASSES
-from beatlab.data.build import (
-    BuildParams,
-    read_annotations,
-    read_header,
-    read_lead,
-    segment_beats,
-)
+from beatlab.data.build import read_annotations, read_header, read_lead
+from beatlab.data.databases import get_database, list_databases, parse_databases
 from beatlab.data.formats import NO_RR, detect_format, read_beats
+from beatlab.data.layouts import get_layout, segment_beats
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
+from beatlab.training.data import check_float32, warn_outside
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import Run
 from beatlab.training.trainer import Tensors, predict_proba
@@ -159,24 +156,48 @@ Engine = Callable[[np.ndarray, np.ndarray], np.ndarray]
 exported file of it (`beatlab.deploy.OnnxRunner.predict_proba`)."""
 
 
+def record_leads(run: Run, lead: str | None = None) -> tuple[str, ...]:
+    """The leads to look for in a new record: the one asked for, else the preferred leads of the
+    run's own database(s), then those of every other registered database."""
+    if lead:
+        return (lead,)
+    own = [name for spec in parse_databases(run.config.db) for name in spec.leads]
+    others = [name for db in list_databases() for name in get_database(db).leads]
+    return tuple(dict.fromkeys(own + others))
+
+
 def predict_record(
-    run: Run, path: Path, *, detector: bool = False, engine: Engine | None = None
+    run: Run,
+    path: Path,
+    *,
+    detector: bool = False,
+    engine: Engine | None = None,
+    lead: str | None = None,
 ) -> Predictions:
-    """Classify every beat of the WFDB record at `path` with `engine` (default: the run's model);
-    `detector` ignores its annotations for finding beats (they still give the reference)."""
+    """Classify every beat of the WFDB record at `path` with `engine` (default: the run's model),
+    cut in the run's beat layout; `detector` ignores its annotations for finding beats (they
+    still give the reference)."""
     base = record_base(path)
     header = read_header(base)
-    params = BuildParams()
-    signal, lead = read_lead(base, header, params.lead)
+    params = get_layout(run.config.layout)
+    signal, used = read_lead(base, header, record_leads(run, lead))
     fs = float(header.fs)
+    if len(signal) < params.length * fs / params.fs:
+        raise BeatlabError(
+            f"record too short: {len(signal) / fs:.2f} s, a beat of the {params.name} layout "
+            f"spans {params.length / params.fs:.2f} s",
+            base.with_suffix(".hea"),
+        )
     has_atr = base.with_suffix(".atr").exists()
     ref_peaks, ref_labels = (
-        read_annotations(base) if has_atr else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        read_annotations(base, length=len(signal))
+        if has_atr
+        else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     )
     if has_atr and not detector:
         peaks, reference, source = ref_peaks, ref_labels, "annotations"
     else:
-        channel = header.sig_name.index(lead)
+        channel = header.sig_name.index(used)
         physical = (signal - header.baseline[channel]) / header.adc_gain[channel]
         peaks = detect_beats(physical, fs)
         reference = match_reference(peaks, ref_peaks, ref_labels, MATCH_WINDOW_S * fs)
@@ -195,7 +216,7 @@ def predict_record(
         source=source,
         sample=np.asarray(peaks, dtype=np.int64),
         fs=fs,
-        lead=lead,
+        lead=used,
         matched_against=len(ref_peaks) if source == "detector" else 0,
     )
 
@@ -205,7 +226,15 @@ def predict_file(run: Run, path: Path, *, engine: Engine | None = None) -> Predi
     run's model); its label is the reference."""
     if run.model.use_rr:
         raise BeatlabError(f"{NO_RR}; classify a WFDB record instead", path)
+    if run.config.layout != "kachuee":
+        raise BeatlabError(
+            f"beat files hold beats in the kachuee layout, but run {run.path.name} was trained "
+            f"on the {run.config.layout} layout; classify a WFDB record instead",
+            path,
+        )
     x, y = read_beats(path, classes=len(run.classes))
+    check_float32(x, path)  # 1e39 is finite in the file and inf as float32
+    warn_outside(x, run.info.get("train_range"), path)
     rr = np.zeros((len(x), RR_FEATURES), dtype=np.float32)
     return Predictions(run.classes, (engine or partial(classify, run.model))(x, rr), y, "file")
 
@@ -228,7 +257,7 @@ def table_format(path: Path) -> str:
 def write_table(table: pd.DataFrame, path: Path) -> None:
     """Write the per-beat table as CSV or Parquet (by suffix), atomically."""
     fmt = table_format(path)
-    with writing(path) as tmp:
+    with writing(path, parents=False) as tmp:  # a mistyped folder is an error, not a new tree
         if fmt == "csv":
             table.to_csv(tmp, index=False)
         else:

@@ -15,12 +15,12 @@ import pandas as pd  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 
-from beatlab.io import atomic_path  # noqa: E402
+from beatlab.io import writing  # noqa: E402
 from beatlab.reporting.sources import show  # noqa: E402
 
 
 def _save(fig: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
+    with writing(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 

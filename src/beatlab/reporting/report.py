@@ -9,7 +9,11 @@ compared.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +23,7 @@ import pandas as pd
 
 from beatlab import CLASSES
 from beatlab.errors import BeatlabError
-from beatlab.io import atomic_path
+from beatlab.io import writing
 from beatlab.models import BeatModel, create_model, describe
 from beatlab.reporting.document import (
     Block,
@@ -32,6 +36,7 @@ from beatlab.reporting.document import (
     to_markdown,
 )
 from beatlab.reporting.figures import plot_metric_vs, plot_parallel
+from beatlab.reporting.gallery import beat_gallery
 from beatlab.reporting.provenance import provenance
 from beatlab.reporting.sources import STUDY_COLUMNS, Experiment, load_source, plain, show
 from beatlab.training.config import TrainConfig
@@ -48,16 +53,44 @@ Source = Run | Experiment
 
 def write_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     """Write OUT/report.html and OUT/report.md (+ figures); returns their paths. Every input is
-    read before anything is written, so a bad path leaves OUT untouched."""
+    read before anything is written, and the report is made in a hidden folder inside OUT and
+    moved into place only when complete, so a bad input or a failed write (no permission, disk
+    full) leaves OUT as it was: one line naming the file, no half a report."""
     if not paths:
         raise BeatlabError("give at least one run or experiment directory")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BeatlabError("--out must name a directory, and this is a file", out_dir)
     sources = [load_source(Path(p)) for p in paths]
-    doc = build_document(sources, out_dir)
-    with atomic_path(out_dir / MARKDOWN) as tmp:
-        tmp.write_text(to_markdown(doc))
-    with atomic_path(out_dir / HTML) as tmp:
-        tmp.write_text(to_html(doc, out_dir))
+    created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
+    try:
+        _write_into(out_dir, sources)
+    except BaseException:
+        for folder in created:  # only the folders made here, and only when left empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return out_dir / HTML, out_dir / MARKDOWN
+
+
+def _write_into(out_dir: Path, sources: list[Source]) -> None:
+    """Make the report in a hidden folder inside `out_dir`, then move its files into place."""
+    staging: Path | None = None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
+        doc = build_document(sources, staging)
+        with writing(staging / MARKDOWN) as tmp:
+            tmp.write_text(to_markdown(doc))
+        with writing(staging / HTML) as tmp:
+            tmp.write_text(to_html(doc, staging))
+        for made in sorted(staging.iterdir()):
+            os.replace(made, out_dir / made.name)
+    except OSError as err:
+        where = err.filename or out_dir
+        raise BeatlabError(f"cannot write the report: {err.strerror or err}", where) from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)  # our own hidden folder
 
 
 @dataclass
@@ -226,6 +259,8 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
     part = "test" if "test" in metrics else "valid"
     if part in metrics:
         _classification(doc, figures, label, metrics[part], part)
+    if part == "test":
+        doc.add(*beat_gallery(run, label, figures.new))
     _learning_curves(doc, figures, label, run.path)
 
 
@@ -299,6 +334,8 @@ def _best_of_experiment(doc: Document, figures: _Figures, label: str, exp: Exper
         _architecture(doc, model, "Architecture of the best configuration")
     if test is not None and "per_class" in test:
         _classification(doc, figures, f"{label}-best", test, "test")
+    if exp.best_run is not None and "test" in exp.best_run.metrics:
+        doc.add(*beat_gallery(exp.best_run, f"{label}-best", figures.new))
     if exp.best_run is not None:
         _learning_curves(doc, figures, f"{label}-best", exp.best_run.path)
 
@@ -361,11 +398,24 @@ def _learning_curves(doc: Document, figures: _Figures, label: str, run_dir: Path
     history = run_dir / HISTORY
     if not history.is_file():
         return
-    rows = pd.read_csv(history).to_dict("records")
+    try:
+        rows = [
+            {str(k): float(v) for k, v in row.items()}
+            for row in pd.read_csv(history).to_dict("records")
+        ]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise BeatlabError(
+            f"unreadable history: {' '.join(str(err).split())[:200]}", history
+        ) from None
+    except OSError as err:
+        raise BeatlabError(f"cannot read: {err.strerror or err}", history) from None
+    needed = {"epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_recall"}
+    if rows and not needed <= set(rows[0]):
+        raise BeatlabError(f"history lacks columns {sorted(needed - set(rows[0]))}", history)
     if not rows:
         return
     path = figures.new(f"{label}-learning-curves")
-    plot_history([{str(k): float(v) for k, v in row.items()} for row in rows], path)
+    plot_history(rows, path)
     doc.add(
         Heading("Learning curves", 3),
         Figure(path.name, "loss, validation accuracy and recall macro per epoch"),

@@ -239,8 +239,10 @@ def load_experiment(path: Path) -> Experiment:
 def _read_trials(path: Path) -> pd.DataFrame:
     try:
         trials = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise BeatlabError(f"unreadable results table: {str(err).splitlines()[0]}", path) from None
+    except OSError as err:
+        raise BeatlabError(f"cannot read: {err.strerror or err}", path) from None
     if trials.empty:
         raise BeatlabError("results table has no trials", path)
     taken, renamed = set(trials.columns), {}

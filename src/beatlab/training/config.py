@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,52 @@ STUDY_HPARAMS = {
 }
 """The study's hyperparameter columns (its tables' order) -> TrainConfig field or hparam."""
 
+MONITORS = {
+    "val_macro_recall": "max",
+    "val_accuracy": "max",
+    "val_macro_f1": "max",
+    "val_loss": "min",
+}
+"""Validation metrics a run can select its checkpoint on, with their natural direction."""
+OPTIMIZERS = ("adam", "adamw")
+
+
+def _finite(value: Any) -> bool:
+    return math.isfinite(value)
+
+
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 2, "at least 2 (BatchNorm needs two beats in a batch)"),
+    "limit": (lambda v: v >= 2, "at least 2 (BatchNorm needs two beats in a batch)"),
+    "lr": (lambda v: _finite(v) and v > 0, "a number above 0"),
+    "seed": (lambda v: 0 <= v < 2**32, "a whole number from 0 to 2**32 - 1"),
+    "folds": (lambda v: v >= 2, "at least 2"),
+    "fold": (lambda v: v >= 0, "at least 0"),
+    "class_weight_power": (lambda v: _finite(v) and v >= 0, "a number of at least 0"),
+    "weight_decay": (lambda v: _finite(v) and v >= 0, "a number of at least 0"),
+    "factor": (lambda v: 0 < v < 1, "a number between 0 and 1 (both excluded)"),
+    "lr_patience": (lambda v: v >= 0, "at least 0"),
+    "early_stopping": (lambda v: v >= 0, "at least 0 (0: never stop early)"),
+    "grad_clip": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: no clipping)"),
+}
+"""Range of each numeric setting; checked wherever a value enters a config, so a bad one fails
+with one line before any data is read."""
+
+
+def _choices(name: str) -> tuple[str, ...] | None:
+    """The allowed values of a setting that names one of a few things (imported on use: the
+    data modules load scikit-learn, which `beatlab --help` must not wait for)."""
+    if name == "split":
+        from beatlab.data.splits import SPLITS
+
+        return tuple(SPLITS)
+    if name == "balance":
+        from beatlab.data.balance import BALANCING
+
+        return tuple(BALANCING)
+    return {"optimizer": OPTIMIZERS, "monitor": tuple(MONITORS), "mode": ("min", "max")}.get(name)
+
 
 @dataclass
 class TrainConfig:
@@ -38,6 +87,11 @@ class TrainConfig:
     model: str = "cnn1d_resnet"
     hparams: dict[str, Any] = field(default_factory=dict)
     # data
+    db: str = "mitdb"
+    """Database(s) to train on; comma-separated pools them (`mitdb,svdb`)."""
+    layout: str = "kachuee"
+    """Beat layout (`beatlab.data.layouts`): kachuee (the study's) or centred (new patients)."""
+    lead: str | None = None
     split: str = "intra"
     balance: str = "none"
     class_weight_power: float = 1.0
@@ -59,7 +113,18 @@ class TrainConfig:
     factor: float = 0.5
     lr_patience: int = 2
     early_stopping: int = 5
+    """Stop after this many epochs without a better `monitor` (0: never)."""
+    monitor: str = "val_macro_recall"
+    """The validation metric that picks the kept checkpoint, stops early and ranks a tuning trial:
+    one setting, so that the reported, the kept and the tested epoch are always the same."""
+    mode: str | None = None
+    """max or min: which way `monitor` improves (None: min for val_loss, else max)."""
     grad_clip: float = 1.0
+    # augmentation on the fly (training/augment.py); all 0 = off, as in the study
+    augment_scale: float = 0.0
+    augment_wander: float = 0.0
+    augment_noise: float = 0.0
+    augment_jitter: int = 0
     # transfer
     init_from: str | None = None
     freeze_backbone: bool = False
@@ -78,7 +143,10 @@ class TrainConfig:
         fields = {f.name: f for f in dataclasses.fields(self)}
         current = self.to_dict()
         hparams = dict(current.pop("hparams"))
-        hparams.update(values.get("hparams") or {})
+        given = values.get("hparams") or {}
+        if not isinstance(given, dict):
+            raise BeatlabError(f"'hparams' must be a table of settings, got {given!r}", source)
+        hparams.update(given)
         for key, value in values.items():
             if key == "hparams":
                 continue
@@ -88,6 +156,58 @@ class TrainConfig:
             else:
                 hparams[key] = value
         return TrainConfig(**current, hparams=hparams)
+
+    @property
+    def direction(self) -> str:
+        """ "max" or "min": which way `monitor` improves."""
+        return self.mode or MONITORS.get(self.monitor, "max")
+
+    def check(self, source: str | Path | None = None) -> None:
+        """Every setting, every combination and the model's hyperparameters, before any data is
+        read: the one place the CLI, config files, --init-from and tuning trials are checked.
+        `source` (a file or option) is named in the error."""
+        for f in dataclasses.fields(self):
+            if f.name != "hparams":
+                _coerce(getattr(self, f.name), f.type, f.name, source)
+        if self.folds is None and self.fold != 0:
+            raise BeatlabError(f"'fold' ({self.fold}) needs 'folds' (--folds K)", source)
+        if self.folds is not None and self.fold >= self.folds:
+            raise BeatlabError(
+                f"'fold' must be below 'folds', got fold={self.fold}, folds={self.folds}", source
+            )
+        if self.freeze_backbone and not self.init_from:
+            raise BeatlabError("'freeze_backbone' needs 'init_from' (--init-from RUN)", source)
+        if (self.valid_file or self.test_file) and not self.train_file:
+            raise BeatlabError("--valid-file and --test-file need --train-file", source)
+        _check_data_names(self, source)
+        if self.init_from:
+            from beatlab.training.runs import transfer_model
+
+            transfer_model(self)
+            return
+        from beatlab.models import check_model, model_defaults
+
+        known = model_defaults(self.model)  # also refuses an unknown model
+        fields = [f.name for f in dataclasses.fields(self)] + list(ALIASES)
+        for key in self.hparams:
+            close = difflib.get_close_matches(key, fields, n=1) if key not in known else []
+            if close:  # a mistyped training setting would otherwise read as a hyperparameter
+                raise BeatlabError(f"unknown setting '{key}'; did you mean '{close[0]}'?", source)
+        try:
+            check_model(self.model, **self.hparams)
+        except BeatlabError as err:
+            raise BeatlabError(err.problem, source) from None
+
+
+def _check_data_names(config: TrainConfig, source: str | Path | None) -> None:
+    """The database and beat-layout names, against their registries."""
+    from beatlab.data import databases, layouts
+
+    try:
+        databases.parse_databases(config.db)
+        layouts.get_layout(config.layout)
+    except BeatlabError as err:
+        raise BeatlabError(err.problem, source) from None
 
 
 def _coerce(value: Any, kind: Any, key: str, source: str | Path | None) -> Any:
@@ -107,6 +227,17 @@ def _coerce(value: Any, kind: Any, key: str, source: str | Path | None) -> Any:
     }.get(base, True)
     if not ok:
         raise BeatlabError(f"'{key}' must be {base}, got {value!r}", source)
+    rule = RULES.get(key)
+    if rule is not None and not rule[0](value):
+        raise BeatlabError(f"'{key}' must be {rule[1]}, got {value!r}", source)
+    choices = _choices(key)
+    if choices is not None and (value.lower() if key == "optimizer" else value) not in choices:
+        close = difflib.get_close_matches(value, choices, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        noun = "balancing" if key == "balance" else key
+        raise BeatlabError(
+            f"unknown {noun} '{value}'{hint} (choose from {', '.join(choices)})", source
+        )
     return float(value) if base == "float" else value
 
 
@@ -134,7 +265,12 @@ def read_mapping(path: Path, what: str = "file") -> dict[str, Any]:
     """A TOML, YAML or JSON file holding a mapping (configs, search spaces, summaries)."""
     if not path.is_file():
         raise BeatlabError(f"{what} not found", path)
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise BeatlabError(f"{what} is not a text file (not UTF-8)", path) from None
+    except OSError as err:
+        raise BeatlabError(f"cannot read {what}: {err.strerror or err}", path) from None
     try:
         if path.suffix == ".toml":
             values = tomllib.loads(text)

@@ -64,5 +64,15 @@ def classification_metrics(
 
 
 def per_class_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-class part as table rows (for printing and reports)."""
-    return [{"class": name, **values} for name, values in metrics["per_class"].items()]
+    """The per-class part as table rows (for printing and reports). A class with no reference
+    beat has no Se (None, shown "n/a"); one that was never predicted has no +P."""
+    rows = []
+    predicted = np.asarray(metrics["confusion_matrix"]).sum(axis=0)
+    for (name, values), said in zip(metrics["per_class"].items(), predicted, strict=True):
+        row = {"class": name, **values}
+        if values["support"] == 0:
+            row["Se"] = row["F1"] = None
+        if said == 0:
+            row["+P"] = None
+        rows.append(row)
+    return rows

@@ -11,11 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from beatlab.io import atomic_path  # noqa: E402
+from beatlab.io import writing  # noqa: E402
 
 
 def _save(fig: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
+    with writing(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 

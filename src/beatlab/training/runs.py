@@ -5,12 +5,17 @@ runs/<name>/run.json           classes, dataset provenance, package versions, be
 runs/<name>/history.csv        one row per epoch
 runs/<name>/metrics.json       {"valid": ..., "test": ...} (test only after `beatlab evaluate`)
 runs/<name>/model.safetensors  best weights (never a pickled model object)
+runs/<name>/resume.safetensors while training: the state after the last finished epoch (weights,
+                               optimizer, scheduler, random generators, history), rewritten
+                               atomically each epoch; `beatlab train --resume` continues from it,
+                               and a finished run no longer has it
 runs/<name>/*.png              learning curves, confusion matrices
 runs/<name>/.beatlab-run       marks the folder as created by `beatlab train`
 
 beatlab only ever deletes files it wrote itself: a failed run removes the files of its own run
 directory, by name, and the directory only when that leaves it empty; `--replace` refuses a folder
-that is not a marked run or that holds anything else.
+that is not a marked run or that holds anything else. An interrupted run keeps its finished
+epochs (resume.safetensors), since that is work `--resume` continues.
 """
 
 from __future__ import annotations
@@ -24,23 +29,28 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import BeatModel, create_model
 from beatlab.training.config import TrainConfig
+from beatlab.training.trainer import FitResult, TrainState
 
-CONFIG, RUN, HISTORY, METRICS, CHECKPOINT = (
+CONFIG, RUN, HISTORY, METRICS, CHECKPOINT, RESUME = (
     "config.json",
     "run.json",
     "history.csv",
     "metrics.json",
     "model.safetensors",
+    "resume.safetensors",
 )
 MARKER = ".beatlab-run"
-RUN_FILES = (CONFIG, RUN, HISTORY, METRICS, CHECKPOINT, MARKER)
+RUN_FILES = (CONFIG, RUN, HISTORY, METRICS, CHECKPOINT, RESUME, MARKER)
 """What `beatlab train` writes into a run directory, besides its PNG plots."""
 
 
@@ -149,9 +159,25 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
+        if (path.parent / RESUME).is_file():
+            raise BeatlabError(
+                f"the run was interrupted before it finished; continue it with "
+                f"`beatlab train --resume {path.parent}`",
+                path.parent,
+            ) from None
         raise BeatlabError(f"missing {path.name}; is this a beatlab run directory?", path) from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BeatlabError(f"not valid JSON: {err}", path) from None
+    except OSError as err:
+        raise BeatlabError(f"cannot read: {err.strerror or err}", path) from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """`read_json` of a file that must hold a JSON object (config.json, run.json, ...)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise BeatlabError(f"must hold a JSON object, got {type(data).__name__}", path)
+    return data
 
 
 def save_history(path: Path, history: list[dict[str, float]]) -> None:
@@ -173,11 +199,14 @@ def load_model(run_dir: Path, config: TrainConfig, num_classes: int) -> BeatMode
     path = run_dir / CHECKPOINT
     if not path.exists():
         raise BeatlabError(f"run has no checkpoint ({CHECKPOINT})", run_dir)
-    model = create_model(config.model, num_classes=num_classes, **config.hparams)
+    try:
+        model = create_model(config.model, num_classes=num_classes, **config.hparams)
+    except BeatlabError as err:
+        raise BeatlabError(err.problem, run_dir / CONFIG) from None
     try:
         state = load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for damaged files
-        raise BeatlabError(f"unreadable checkpoint: {err}", path) from None
+        raise BeatlabError(f"unreadable checkpoint: {_one_line(err)}", path) from None
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     shapes = [
         k
@@ -213,9 +242,147 @@ class Run:
 
 
 def load_run(run_dir: Path) -> Run:
-    if not run_dir.is_dir():
-        raise BeatlabError("no such run directory", run_dir)
-    config = TrainConfig.from_dict(read_json(run_dir / CONFIG), run_dir / CONFIG)
-    info = read_json(run_dir / RUN)
+    config, info = read_run_files(run_dir)
     classes = tuple(info["classes"])
     return Run(run_dir, config, classes, load_model(run_dir, config, len(classes)), info)
+
+
+def read_run_files(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
+    """A run's config and run.json, checked: what every reader of a run needs first."""
+    if not run_dir.is_dir():
+        raise BeatlabError("no such run directory", run_dir)
+    config = TrainConfig.from_dict(read_json_object(run_dir / CONFIG), run_dir / CONFIG)
+    info = read_json_object(run_dir / RUN)
+    classes = info.get("classes")
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise BeatlabError("'classes' must be a non-empty list of class names", run_dir / RUN)
+    return config, info
+
+
+def transfer_model(config: TrainConfig) -> tuple[str, dict[str, Any], int]:
+    """The model of an --init-from run (name, hyperparameters, classes) with the config's own
+    hyperparameters merged in. Those may change what keeps the weights' shapes (dropout, say);
+    a name the model does not have, or a value that changes the architecture, is refused here,
+    before any data is read, instead of training and saving it."""
+    assert config.init_from is not None
+    source = Path(config.init_from)
+    src_config, info = read_run_files(source)
+    src = {**src_config.hparams}
+    given = config.hparams
+    where = f"--init-from {source}"
+    try:
+        before = create_model(src_config.model, num_classes=len(info["classes"]), **src)
+        after = create_model(src_config.model, num_classes=len(info["classes"]), **{**src, **given})
+    except BeatlabError as err:
+        raise BeatlabError(f"{err.problem} (the model of {where})") from None
+    shapes = {k: tuple(v.shape) for k, v in before.state_dict().items()}
+    if shapes != {k: tuple(v.shape) for k, v in after.state_dict().items()}:
+        changed = sorted(k for k in given if given[k] != before.hparams.get(k))
+        raise BeatlabError(
+            f"{', '.join(map(repr, changed))} would change the architecture of the model of "
+            f"{where}, whose weights fix it; leave it out or train without --init-from"
+        )
+    return src_config.model, after.hparams, len(info["classes"])
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --- resumable training state (one safetensors file: tensors, and the rest as JSON metadata) ---
+
+
+def save_train_state(path: Path, state: TrainState, extra: dict[str, Any]) -> None:
+    """Write the loop's state after an epoch, atomically, so that an interruption at any moment
+    leaves either the previous epoch's state or this one's. `extra` is kept beside it (the
+    run's own bookkeeping: classes, time spent)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, weights in (("model", state.model), ("best", state.result.best_state)):
+        tensors.update({f"{prefix}/{k}": v.detach().clone() for k, v in weights.items()})
+    opt_values: dict[str, dict[str, Any]] = {}
+    for index, values in state.optimizer["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer/{index}/{name}"] = value.detach().clone()
+            else:
+                opt_values.setdefault(str(index), {})[name] = value
+    name, keys, pos, has_gauss, cached = state.rng["numpy"]
+    tensors["rng/torch"] = state.rng["torch"].clone()
+    tensors["rng/generator"] = state.rng["generator"].clone()
+    tensors["rng/numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    result = state.result
+    meta = {
+        "epoch": state.epoch,
+        "optimizer_groups": state.optimizer["param_groups"],
+        "optimizer_values": opt_values,
+        "scheduler": state.scheduler,
+        "numpy_rng": [name, int(pos), int(has_gauss), float(cached)],
+        "python_rng": state.rng["python"],
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_score": result.best_score,
+        "best_metrics": result.best_metrics,
+        "stale": result.stale,
+        **extra,
+    }
+    with writing(path) as tmp:
+        save_file(
+            {k: v.contiguous() for k, v in tensors.items()},
+            str(tmp),
+            metadata={"beatlab_state": json.dumps(meta, default=float)},
+        )
+
+
+def load_train_state(path: Path) -> tuple[TrainState, dict[str, Any]]:
+    """What `save_train_state` wrote: the state, and its `extra` bookkeeping."""
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads(f.metadata()["beatlab_state"])
+        groups = [
+            {k: tuple(v) if k == "betas" else v for k, v in group.items()}
+            for group in meta.pop("optimizer_groups")
+        ]
+        opt_state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer/"):
+                _, index, name = key.split("/", 2)
+                opt_state.setdefault(int(index), {})[name] = value
+        for index, values in meta.pop("optimizer_values").items():
+            opt_state.setdefault(int(index), {}).update(values)
+        name, pos, has_gauss, cached = meta.pop("numpy_rng")
+        version, internal, gauss = meta.pop("python_rng")
+        rng = {
+            "torch": tensors["rng/torch"],
+            "generator": tensors["rng/generator"],
+            "numpy": (name, tensors["rng/numpy"].numpy().astype(np.uint32), pos, has_gauss, cached),
+            "python": (version, tuple(internal), gauss),
+        }
+        result = FitResult(
+            history=meta.pop("history"),
+            best_epoch=meta.pop("best_epoch"),
+            best_state=_prefixed(tensors, "best/"),
+            best_metrics=meta.pop("best_metrics"),
+            best_score=float(meta.pop("best_score")),
+            stale=meta.pop("stale"),
+        )
+        state = TrainState(
+            epoch=meta.pop("epoch"),
+            model=_prefixed(tensors, "model/"),
+            optimizer={"state": opt_state, "param_groups": groups},
+            scheduler=meta.pop("scheduler"),
+            rng=rng,
+            result=result,
+        )
+    except BeatlabError:
+        raise
+    except OSError as err:
+        raise BeatlabError(f"cannot read: {err.strerror or err}", path) from None
+    except Exception as err:  # damaged or foreign file: safetensors, JSON or a missing key
+        raise BeatlabError(f"not a readable training state: {_one_line(err)}", path) from None
+    return state, meta
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}

@@ -73,18 +73,43 @@ class Tracker:
 
     @contextlib.contextmanager
     def run(
-        self, name: str, params: dict[str, Any], tags: dict[str, str] | None = None
+        self,
+        name: str,
+        params: dict[str, Any],
+        tags: dict[str, str] | None = None,
+        *,
+        resume: bool = False,
     ) -> Iterator[None]:
+        """An MLflow run for the block: FINISHED if it completes, KILLED on Ctrl+C or SIGTERM,
+        FAILED on an error. `resume` reopens the latest run of that name (an interrupted
+        training continued), so that its metrics stay one series."""
         if self.uri is None:
             yield
             return
-        with self._mlflow() as mlflow, mlflow.start_run(run_name=name, tags=tags):
-            mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
-            self.active = True
-            try:
-                yield
-            finally:
-                self.active = False
+        with self._mlflow() as mlflow:
+            found = self._latest(mlflow, name) if resume else None
+            with mlflow.start_run(run_id=found, run_name=None if found else name, tags=tags):
+                if found is None:
+                    mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
+                self.active = True
+                try:
+                    yield
+                except KeyboardInterrupt:
+                    mlflow.end_run("KILLED")
+                    raise
+                finally:
+                    self.active = False
+
+    @staticmethod
+    def _latest(mlflow: Any, name: str) -> str | None:
+        """The id of the newest run called `name` in the current experiment, if any."""
+        found = mlflow.search_runs(
+            filter_string=f"attributes.run_name = '{name}'",
+            max_results=1,
+            output_format="list",
+            order_by=["attributes.start_time DESC"],
+        )
+        return str(found[0].info.run_id) if found else None
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.active:

@@ -1,13 +1,16 @@
 """The training loop: whole splits as tensors, sliced per batch; deterministic for a seed on CPU.
 
-Adam or AdamW, ReduceLROnPlateau on validation loss, early stopping on validation macro recall
-(recall matters more than precision: a missed sick beat costs more than a false alarm), optional
-class-weighted cross-entropy and gradient clipping. The test part is never seen here.
+Adam or AdamW, ReduceLROnPlateau on validation loss, early stopping and checkpoint choice on one
+validation metric, `monitor` (by default macro recall: a missed sick beat costs more than a false
+alarm), optional class-weighted cross-entropy and gradient clipping. The test part is never seen
+here. After every epoch the loop hands out a `TrainState` from which `fit(resume=...)` continues
+exactly as if it had never stopped.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable
@@ -22,6 +25,8 @@ from torch import Tensor, nn
 from beatlab.data.build import Beats
 from beatlab.errors import BeatlabError
 from beatlab.models import BeatModel
+from beatlab.output import make_console
+from beatlab.training.augment import augment
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
 
@@ -65,6 +70,48 @@ class FitResult:
     best_epoch: int = 0
     best_state: dict[str, Tensor] = field(default_factory=dict)
     best_metrics: dict[str, Any] = field(default_factory=dict)
+    best_score: float = math.nan
+    stale: int = 0  # epochs since the best one
+
+
+@dataclass
+class TrainState:
+    """Everything the loop needs to continue after `epoch` exactly as if it had not stopped:
+    weights, optimizer and scheduler state, every random generator, and the selection so far."""
+
+    epoch: int
+    model: dict[str, Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    rng: dict[str, Any]  # torch, generator (the batch order), numpy, python
+    result: FitResult
+
+
+StateCallback = Callable[[TrainState], None]
+"""Called after each epoch, before `EpochCallback`: the run directory saves it (resumable)."""
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "generator": generator.get_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["generator"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def improved(score: float, best: float, direction: str) -> bool:
+    """Whether `score` beats `best` (NaN: nothing yet) in `direction` ("max" or "min")."""
+    if math.isnan(best):
+        return not math.isnan(score)
+    return score > best if direction == "max" else score < best
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -104,11 +151,17 @@ def fit(
     *,
     class_weights: list[float] | None = None,
     on_epoch: EpochCallback | None = None,
+    on_state: StateCallback | None = None,
+    resume: TrainState | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train `model` in place on `train`, select on `valid`; returns history and best weights."""
-    if len(train) == 0 or len(valid) == 0:
-        raise BeatlabError("training and validation parts must not be empty")
+    """Train `model` in place on `train`, select on `valid` by `config.monitor`; returns history
+    and best weights. `resume` continues after its epoch; `on_state` gets each epoch's state."""
+    if len(train) < 2 or len(valid) == 0:
+        raise BeatlabError(
+            f"training needs at least 2 training beats and 1 validation beat, got "
+            f"{len(train)} and {len(valid)}"
+        )
     seed_everything(config.seed)
     tr, va = Tensors.from_beats(train), Tensors.from_beats(valid)
     weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
@@ -120,9 +173,19 @@ def fit(
     )
     generator = torch.Generator().manual_seed(config.seed)
     result = FitResult()
-    best_recall, stale = -1.0, 0
+    first = 1
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        scheduler.load_state_dict(resume.scheduler)
+        set_rng_state(resume.rng, generator)
+        result, first = resume.result, resume.epoch + 1
+        if config.early_stopping and result.stale >= config.early_stopping:
+            first = config.epochs + 1  # it had stopped early: only the ending is left to do
     steps = (len(tr) + config.batch_size - 1) // config.batch_size
     last = ""
+    console = make_console()
+    live = progress and console.is_terminal  # a bar only on a terminal; logs get whole lines
 
     columns = (
         TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -132,9 +195,9 @@ def fit(
         TimeRemainingColumn(),
         TextColumn("{task.fields[metrics]}"),
     )
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with Progress(*columns, console=console, disable=not live, transient=False) as bar:
         task = bar.add_task("train", total=steps, epoch=0, epochs=config.epochs, metrics="")
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first, config.epochs + 1):
             epoch_start = time.perf_counter()
             bar.reset(task, total=steps, epoch=epoch, epochs=config.epochs, metrics=last)
             model.train()
@@ -144,7 +207,7 @@ def fit(
                 idx = order[step * config.batch_size : (step + 1) * config.batch_size]
                 if len(idx) < 2 and step > 0:  # BatchNorm cannot train on a batch of one
                     continue
-                logits = model(tr.x[idx], tr.rr[idx])
+                logits = model(augment(tr.x[idx], config, generator), tr.rr[idx])
                 loss = loss_fn(logits, tr.y[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -176,17 +239,31 @@ def fit(
             )
             bar.update(task, metrics=last)
             if progress:
-                bar.console.print(f"epoch {epoch}/{config.epochs}: {last} lr {row['lr']:.2g}")
-            if val["macro_recall"] > best_recall:
-                best_recall, stale = val["macro_recall"], 0
+                console.print(
+                    f"epoch {epoch}/{config.epochs}: {last} lr {row['lr']:.2g}", soft_wrap=True
+                )
+            score = row[config.monitor]
+            if result.best_epoch == 0 or improved(score, result.best_score, config.direction):
+                result.best_score, result.stale = score, 0
                 result.best_epoch = epoch
                 result.best_state = copy.deepcopy(model.state_dict())
                 result.best_metrics = val
             else:
-                stale += 1
+                result.stale += 1
+            if on_state is not None:  # before on_epoch: a callback that stops us loses nothing
+                on_state(
+                    TrainState(
+                        epoch,
+                        model.state_dict(),
+                        optimizer.state_dict(),
+                        scheduler.state_dict(),
+                        rng_state(generator),
+                        result,
+                    )
+                )
             if on_epoch is not None:
                 on_epoch(epoch, row)
-            if config.early_stopping and stale >= config.early_stopping:
+            if config.early_stopping and result.stale >= config.early_stopping:
                 break
     model.load_state_dict(result.best_state)
     return result

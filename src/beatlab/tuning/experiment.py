@@ -35,10 +35,11 @@ from ray.tune.search.hyperopt import HyperOptSearch
 
 from beatlab.data.dataset import Dataset, resolve_data_dir
 from beatlab.errors import BeatlabError
+from beatlab.io import writing
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import dataset_for
 from beatlab.training.run import evaluate_run
-from beatlab.training.runs import CONFIG, read_json, remove_run, write_json
+from beatlab.training.runs import CONFIG, read_json, read_json_object, remove_run, write_json
 from beatlab.training.tracking import resolve_uri
 from beatlab.tuning.results import (
     all_results,
@@ -97,6 +98,9 @@ class TuneSettings:
         ):
             if number < 1:
                 raise BeatlabError(f"{flag} must be at least 1, got {number}")
+        given: dict[str, Any] = {"seed": self.seed, "limit": self.limit, "split": self.split}
+        for name, value in given.items():
+            TrainConfig().updated({name: value}, f"--{name}")  # the ranges training uses
 
     @property
     def mode(self) -> str:
@@ -114,6 +118,8 @@ class TuneSettings:
             "valid_file": self.valid_file,
             "test_file": self.test_file,
             "limit": self.limit,
+            "monitor": self.metric,  # trials keep, and report, the epoch best on the metric
+            "mode": self.mode,
         }
 
 
@@ -154,9 +160,13 @@ def start(
     address = reachable_address(address)
     data = load_split(settings)
     with ray_connection(address):
-        exp_dir.mkdir(parents=True)
+        try:
+            exp_dir.mkdir(parents=True)
+        except OSError as err:
+            raise BeatlabError(f"cannot create: {err.strerror or err}", exp_dir) from None
         write_json(exp_dir / SETTINGS_FILE, dataclasses.asdict(settings))
-        shutil.copyfile(space.path, exp_dir / f"search_space{space.path.suffix}")
+        with writing(exp_dir / f"search_space{space.path.suffix}") as tmp:
+            shutil.copyfile(space.path, tmp)
         tuner = tune.Tuner(
             trainable(data, settings.cpus_per_trial),
             param_space=param_space,
@@ -193,7 +203,16 @@ def load_settings(exp_dir: Path) -> TuneSettings:
         raise BeatlabError(
             f"not a beatlab tune experiment (needs {SETTINGS_FILE} and Ray Tune's state)", exp_dir
         )
-    return TuneSettings(**read_json(path))
+    values = read_json_object(path)
+    known = {f.name for f in dataclasses.fields(TuneSettings)}
+    if not {"model", "space_file"} <= set(values) <= known:
+        raise BeatlabError("not the settings of a beatlab tune experiment", path)
+    try:
+        settings = TuneSettings(**values)
+        settings.check()
+    except (TypeError, BeatlabError) as err:
+        raise BeatlabError(f"damaged settings: {err}", path) from None
+    return settings
 
 
 def absolute(files: str | None) -> str | None:
@@ -203,7 +222,8 @@ def absolute(files: str | None) -> str | None:
 
 def load_split(settings: TuneSettings) -> Dataset:
     """The unbalanced, uncut split, read once by the driver."""
-    fixed = {k: v for k, v in settings.fixed().items() if k not in ("epochs", "limit")}
+    drop = ("epochs", "limit", "monitor", "mode")
+    fixed = {k: v for k, v in settings.fixed().items() if k not in drop}
     return dataset_for(TrainConfig(**fixed))
 
 
@@ -360,20 +380,23 @@ def evaluate_best(
     trial, metrics = trial_id(best), best.metrics or {}
     validation = {k: metrics[k] for k in METRIC_MODES}
     config = read_json(best_run / CONFIG)
-    (exp_dir / "best_config.toml").write_text(
-        config_toml(
-            config,
-            f"Best trial {trial} of tuning experiment {exp_dir.name} "
-            f"({settings.metric} {validation[settings.metric]:.4f} on validation).\n"
-            f"Rerun: beatlab train --config {exp_dir / 'best_config.toml'}",
+    with writing(exp_dir / "best_config.toml") as tmp:
+        tmp.write_text(
+            config_toml(
+                config,
+                f"Best trial {trial} of tuning experiment {exp_dir.name} "
+                f"({settings.metric} {validation[settings.metric]:.4f} on validation).\n"
+                f"Rerun: beatlab train --config {exp_dir / 'best_config.toml'}",
+            )
         )
-    )
     summary = {
         "best_trial": trial,
         "metric": settings.metric,
         "validation": validation,
         "test": {k: test[k] for k in ("n", "accuracy", "macro_recall", "macro_f1")},
-        "epochs": metrics["epoch"],
+        "epochs": metrics.get("epochs_run", metrics["epoch"]),
+        "best_epoch": metrics["epoch"],  # the epoch of best_run's checkpoint and these metrics
+        "mode": settings.mode,
     }
     write_json(exp_dir / "summary.json", summary)
     if settings.tracking_uri:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from ray.tune import Result, ResultGrid
 
-from beatlab.io import atomic_path
+from beatlab.io import writing
 from beatlab.models import model_defaults
 from beatlab.training.config import STUDY_HPARAMS, TrainConfig
 from beatlab.tuning.trial import plain
@@ -26,7 +26,8 @@ METRIC_COLUMNS = {
 def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str]) -> pd.DataFrame:
     """One row per trial with its last validation result, best first.
 
-    Columns: trial, iterations (epochs trained), the validation metrics, the study's
+    Columns: trial, iterations (epochs trained), best epoch (the one whose checkpoint the trial
+    keeps, and whose validation metrics these are), the validation metrics, the study's
     hyperparameters (blank where the model has none), then any other searched setting."""
     extra = [name for name in searched if name not in STUDY_HPARAMS.values()]
     rows = []
@@ -36,7 +37,8 @@ def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str])
         metrics = result.metrics or {}
         row: dict[str, Any] = {
             "trial": trial_id(result),
-            "iterations": int(metrics.get("epoch", 0)),
+            "iterations": int(metrics.get("epochs_run", metrics.get("epoch", 0))),
+            "best epoch": int(metrics.get("epoch", 0)),  # the reported, kept and tested epoch
             "accuracy": metrics.get("val_accuracy"),
             "recall macro": metrics.get("val_macro_recall"),
         }
@@ -69,9 +71,9 @@ def full_config(params: dict[str, Any]) -> TrainConfig:
 
 def write_table(table: pd.DataFrame, out_dir: Path, title: str) -> None:
     """results.csv and results.md."""
-    with atomic_path(out_dir / "results.csv") as tmp:
+    with writing(out_dir / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
-    with atomic_path(out_dir / "results.md") as tmp:
+    with writing(out_dir / "results.md") as tmp:
         tmp.write_text(f"{title}\n\n{markdown(table)}\n")
 
 

@@ -49,6 +49,8 @@ SET_BY_TUNE = {
     "seed": "--seed",
     "data_dir": "--data-dir",
     "limit": "--limit",
+    "monitor": "--metric",
+    "mode": "--metric",
 }
 
 

@@ -19,6 +19,7 @@ from beatlab.data.dataset import Dataset
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import apply_limit
 from beatlab.training.run import train_run
+from beatlab.training.trainer import improved
 
 
 def trial_dataset(shared: Dataset, config: TrainConfig) -> Dataset:
@@ -37,19 +38,25 @@ def plain(values: dict[str, Any]) -> dict[str, Any]:
 def run_trial(params: dict[str, Any], *, shared: Dataset, threads: int) -> None:
     """Train one configuration and report every epoch, so that ASHA can stop it early.
 
+    Each report is the row of the epoch whose checkpoint the run keeps so far (the best on the
+    experiment's metric, which is also the run's `monitor`), with `epochs_run` the epochs
+    trained: so the ranking, the kept checkpoint and the tested model are the same epoch.
     The last epoch is reported only after the run directory is written, together with it as
     the trial's checkpoint: a scheduler that stops the trial on that report (ASHA does at
     `max_t`) then no longer cuts the run short. If early stopping ends training sooner, that
-    epoch's row is reported a second time, with the checkpoint.
+    report comes one epoch later.
     """
     torch.set_num_threads(threads)
     config = TrainConfig.from_dict(plain(params))
-    rows: list[dict[str, float]] = []
+    kept: list[dict[str, float]] = []  # the kept epoch's row, once there is one
+    trained = [0]
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
-        rows.append(row)
+        if not kept or improved(row[config.monitor], kept[0][config.monitor], config.direction):
+            kept[:] = [row]  # the same choice as the training loop's
+        trained[0] = epoch
         if epoch < config.epochs:
-            tune.report(row)
+            tune.report({**kept[0], "epochs_run": epoch})
 
     with tempfile.TemporaryDirectory(prefix="beatlab-trial-") as tmp:
         run_dir = train_run(
@@ -61,4 +68,7 @@ def run_trial(params: dict[str, Any], *, shared: Dataset, threads: int) -> None:
             on_epoch=on_epoch,
             progress=False,
         )
-        tune.report(rows[-1], checkpoint=tune.Checkpoint.from_directory(run_dir))
+        tune.report(
+            {**kept[0], "epochs_run": trained[0]},
+            checkpoint=tune.Checkpoint.from_directory(run_dir),
+        )

@@ -1,0 +1,127 @@
+"""How well models hold up on patients they have never seen: one table per model/config with the
+patient-wise MIT-BIH figures (DS1 -> DS2, AAMI EC57 gross statistics), the intra figure where a
+run of the study's split is given, cross-database figures on SVDB, and the stability of each
+prediction under a shifted R peak, beside published inter-patient results.
+
+    python benchmarks/generalization.py --run demo=runs/demo --run new=runs/new_patients \\
+        [--data-dir DATA_DIR] [--shift 10] [--out reports/generalization]
+    python benchmarks/generalization.py --train configs/new_patients.toml   # train it first
+
+A run given with --run must already be evaluated on its own test part (`beatlab evaluate`); its
+split (intra or inter) says which column its figures fill. `--train CONFIG` trains the config
+patient-wise (split inter) into OUT/runs and evaluates it once on DS2. SVDB figures need
+DATA_DIR/svdb (`beatlab data fetch --db svdb`); they are computed here and stored in the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from beatlab.data.build import read_record
+from beatlab.data.databases import MITDB
+from beatlab.data.dataset import resolve_data_dir
+from beatlab.data.layouts import get_layout, segment_beats
+from beatlab.deploy.predict import classify
+from beatlab.training.config import load_config
+from beatlab.training.crossdb import evaluate_database
+from beatlab.training.run import evaluate_run, train_run
+from beatlab.training.runs import Run, load_run
+
+PUBLISHED = [  # DS2, gross: (S Se, S +P, V Se, V +P) in %, accuracy in %
+    ("de Chazal et al. 2004", 75.9, 38.5, 77.7, 81.9, 86.2),
+    ("Llamedo & Martinez 2011", 77.0, 39.0, 81.0, 87.0, 93.0),
+    ("Zhang et al. 2014", 79.1, 35.98, 85.48, 92.75, 86.66),
+    ("Lin & Yang 2014", 81.0, 31.0, 86.0, 73.0, 93.0),
+]
+
+
+def figures(metrics: dict[str, Any], prefix: str) -> dict[str, float | None]:
+    """Accuracy and Se / +P of N, S, V, F in % (None where a class has no reference beat)."""
+    out: dict[str, float | None] = {f"{prefix} acc": round(100 * metrics["accuracy"], 1)}
+    for name in ("N", "S", "V", "F"):
+        values = metrics["per_class"][name]
+        has = values["support"] > 0
+        out[f"{prefix} {name} Se"] = round(100 * values["Se"], 1) if has else None
+        out[f"{prefix} {name} +P"] = round(100 * values["+P"], 1) if has else None
+    return out
+
+
+def shift_stability(run: Run, data_dir: Path, records: tuple[str, ...], shift: int) -> float:
+    """Share of annotated beats whose predicted class is the same with the R peak moved `shift`
+    samples (at the record's rate) earlier and later: what a QRS detector's error does."""
+    params = get_layout(run.config.layout)
+    same = total = 0
+    for name in records:
+        rec = read_record(data_dir / "mitdb", name, MITDB, run.config.lead)
+        classes = []
+        for offset in (0, -shift, shift):
+            peaks = np.clip(rec.peaks + offset, 0, len(rec.signal) - 1)
+            x, rr = segment_beats(rec.signal, rec.fs, peaks, params)
+            classes.append(classify(run.model, x, rr).argmax(axis=1))
+        same += int(((classes[0] == classes[1]) & (classes[0] == classes[2])).sum())
+        total += len(rec.peaks)
+    return same / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", action="append", default=[], help="LABEL=RUN_DIR")
+    parser.add_argument("--train", action="append", default=[], type=Path, help="CONFIG")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--shift", type=int, default=10, help="R-peak shift in samples")
+    parser.add_argument("--out", type=Path, default=Path("reports/generalization"))
+    args = parser.parse_args()
+    data_dir = resolve_data_dir(args.data_dir)
+
+    runs = [(label, Path(path)) for label, _, path in (r.partition("=") for r in args.run)]
+    for config_path in args.train:
+        config = load_config(config_path).updated({"split": "inter", "data_dir": str(data_dir)})
+        run_dir = train_run(
+            config, args.out / "runs", name=config_path.stem, tracking_uri="none", replace=True
+        )
+        evaluate_run(run_dir, "test", tracking_uri="none")
+        runs.append((config_path.stem, run_dir))
+
+    rows: list[dict[str, Any]] = []
+    for label, run_dir in runs:
+        run = load_run(run_dir)
+        test = run.metrics.get("test")
+        if test is None:
+            raise SystemExit(f"{run_dir}: evaluate it first (beatlab evaluate {run_dir})")
+        split = "DS2" if run.config.split == "inter" else "intra"
+        row: dict[str, Any] = {"model": label, "layout": run.config.layout, "split": split}
+        row.update(figures(test, split))
+        if split == "DS2":
+            stable = shift_stability(run, data_dir, MITDB.splits["inter"].test, args.shift)
+            row[f"DS2 same class at ±{args.shift}"] = round(100 * stable, 1)
+        if (data_dir / "svdb").is_dir():
+            row.update(figures(evaluate_database(run_dir, "svdb", data_dir), "SVDB"))
+        rows.append(row)
+        print(row, flush=True)
+    for name, s_se, s_ppv, v_se, v_ppv, acc in PUBLISHED:
+        rows.append(
+            {
+                "model": name,
+                "split": "DS2",
+                "DS2 acc": acc,
+                "DS2 S Se": s_se,
+                "DS2 S +P": s_ppv,
+                "DS2 V Se": v_se,
+                "DS2 V +P": v_ppv,
+            }
+        )
+    table = pd.DataFrame(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "generalization.csv", index=False)
+    markdown = table.to_markdown(index=False, missingval="–")
+    (args.out / "generalization.md").write_text(markdown + "\n")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""`beatlab view`: one record's classified beats on a self-contained, interactive HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from beatlab.cli.common import console
+
+
+def view(
+    run: Annotated[Path, typer.Option("--run", help="A run directory (from `beatlab train`).")],
+    record: Annotated[Path, typer.Option(help="A WFDB record, e.g. data/mitdb/208 (.hea + .dat).")],
+    out: Annotated[Path, typer.Option(help="The page to write (.html).")],
+    detector: Annotated[
+        bool,
+        typer.Option(
+            "--detector",
+            "--no-annotations",
+            help="Find beats with the QRS detector even when the record has a .atr file "
+            "(which then still gives the reference labels).",
+        ),
+    ] = False,
+    lead: Annotated[
+        str | None,
+        typer.Option(help="The lead to classify and show (default: the run's preferred lead)."),
+    ] = None,
+) -> None:
+    """Write one HTML page showing every classified beat of a record on its ECG trace."""
+    import time
+
+    from beatlab.deploy.predict import predict_record
+    from beatlab.reporting.view import check_output, page_for, write_page
+    from beatlab.training.runs import load_run
+
+    check_output(out)  # a bad output fails before any work
+    trained = load_run(run)
+    start = time.perf_counter()
+    result = predict_record(trained, record, detector=detector, lead=lead)
+    predicted = time.perf_counter()
+    write_page(page_for(result, record, run.name), out)
+    written = time.perf_counter()
+    known = result.known
+    wrong = int((result.predicted[known] != result.reference[known]).sum())
+    console.print(
+        f"wrote [bold]{out}[/] ({out.stat().st_size / 1e6:.1f} MB): {len(result):,} beats, "
+        + (f"{wrong:,} disagreements with the reference" if known.any() else "no reference")
+        + f"; predict {predicted - start:.2f} s, page {written - predicted:.2f} s"
+    )

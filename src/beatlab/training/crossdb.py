@@ -1,0 +1,76 @@
+"""Cross-database evaluation: a run's model on every annotated beat of another database.
+
+Nothing of that database was seen in training, so there is no split: every record is a new
+patient. Beats are cut in the run's own layout, from each record's preferred lead, and scored
+gross over beats (AAMI EC57) and per record (Se / +P of S and V, where the record has them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beatlab import CLASSES
+from beatlab.data.build import ensure_beats, read_cache_metadata
+from beatlab.data.databases import get_database
+from beatlab.data.dataset import resolve_data_dir
+from beatlab.data.layouts import get_layout
+from beatlab.errors import BeatlabError
+from beatlab.training.metrics import classification_metrics
+from beatlab.training.runs import METRICS, load_run, read_json, write_json
+from beatlab.training.trainer import Tensors, predict_proba
+
+PER_RECORD_CLASSES = ("S", "V")
+"""The classes whose per-record Se / +P a cross-database table shows (the ones that vary)."""
+
+
+def per_record(
+    records: np.ndarray, y: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """One row per record: beats, and Se / +P of S and V (None: no reference / no predicted
+    beat of that class in the record, so the figure does not exist)."""
+    rows = []
+    for record in np.unique(records):
+        mine = records == record
+        row: dict[str, Any] = {"record": str(record), "beats": int(mine.sum())}
+        for name in PER_RECORD_CLASSES:
+            c = classes.index(name)
+            truth, said = y[mine] == c, predicted[mine] == c
+            hits = int((truth & said).sum())
+            row[f"{name} ref"] = int(truth.sum())
+            row[f"{name} Se"] = hits / int(truth.sum()) if truth.any() else None
+            row[f"{name} +P"] = hits / int(said.sum()) if said.any() else None
+        rows.append(row)
+    return rows
+
+
+def evaluate_database(
+    run_dir: Path, db: str, data_dir: Path | None = None, lead: str | None = None
+) -> dict[str, Any]:
+    """Metrics of a run's model on all of database `db` (stored in metrics.json as "db:<db>")."""
+    run = load_run(run_dir)
+    if run.classes != CLASSES:
+        raise BeatlabError(
+            f"cross-database evaluation needs a model of the AAMI classes, not {run.classes}",
+            run_dir,
+        )
+    spec = get_database(db)
+    if db in run.config.db.split(",") and not run.config.train_file:
+        raise BeatlabError(
+            f"the run was trained on {db}; evaluate it with its own test part instead", run_dir
+        )
+    beats, cache, _ = ensure_beats(
+        resolve_data_dir(data_dir), get_layout(run.config.layout), db=spec, lead=lead
+    )
+    proba = predict_proba(run.model, Tensors.from_beats(beats))
+    metrics = classification_metrics(beats.y, proba, run.classes)
+    metrics["database"] = f"{spec.title} v{spec.version}"
+    metrics["records"] = len(np.unique(beats.record))
+    metrics["leads"] = (read_cache_metadata(cache) or {}).get("leads", {})
+    metrics["per_record"] = per_record(beats.record, beats.y, proba.argmax(axis=1), run.classes)
+    stored = read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
+    stored[f"db:{db}"] = metrics
+    write_json(run_dir / METRICS, stored)
+    return metrics

@@ -1,0 +1,64 @@
+"""Beat layouts: the registry, and the `centred` layout made for new patients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from beatlab.data.layouts import CENTRED, KACHUEE, get_layout, list_layouts, segment_beats
+from beatlab.errors import BeatlabError
+
+FS = 360
+
+
+def synthetic(
+    seconds: float = 30.0, rr: float = 0.8, gain: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A lead with a narrow R wave every `rr` s on a slow baseline wander, and its R peaks."""
+    t = np.arange(int(seconds * FS)) / FS
+    peaks = np.arange(int(0.5 * FS), t.size - int(0.5 * FS), int(rr * FS))
+    signal = 0.8 * np.sin(2 * np.pi * 0.2 * t)  # wander, removed by the band-pass
+    for p in peaks:
+        signal += gain * np.exp(-(((t - p / FS) / 0.01) ** 2))
+    return signal, peaks
+
+
+def test_registry() -> None:
+    assert list_layouts() == ["centred", "kachuee"]
+    assert get_layout("kachuee") is KACHUEE and KACHUEE.fs == 125 and KACHUEE.length == 187
+    with pytest.raises(BeatlabError, match="did you mean 'centred'"):
+        get_layout("centered")
+
+
+def test_centred_beats_hold_the_r_peak_at_a_fixed_place_and_record_scale() -> None:
+    signal, peaks = synthetic()
+    x, rr = segment_beats(signal, FS, peaks, CENTRED)
+    assert x.shape == (len(peaks), 187) and x.dtype == np.float32
+    r = round(CENTRED.before_s * CENTRED.fs)
+    assert np.all(np.abs(np.argmax(x[2:-2], axis=1) - r) <= 1)
+    assert np.median(x[:, r]) == pytest.approx(1.0, abs=0.15)  # median QRS amplitude ~ 1
+    # the same beats at 5x the gain give the same representation: amplitude is per record
+    x5, _ = segment_beats(signal * 5, FS, peaks, CENTRED)
+    np.testing.assert_allclose(x5, x, atol=1e-4)
+    np.testing.assert_allclose(rr[2:-2], 1.0, atol=1e-3)  # a regular rhythm: ratios of 1
+
+
+def test_centred_rr_is_relative_to_the_patients_rhythm() -> None:
+    signal, peaks = synthetic(rr=1.0)
+    peaks = peaks.copy()
+    peaks[10] -= int(0.35 * FS)  # a premature beat
+    x, rr = segment_beats(signal, FS, peaks, CENTRED)
+    assert rr[10, 0] < 0.75 and rr[10, 1] > 1.25  # short before, compensatory pause after
+    slow, _ = synthetic(rr=1.5)
+    _, rr_slow = segment_beats(slow, FS, synthetic(rr=1.5)[1], CENTRED)
+    np.testing.assert_allclose(rr_slow[2:-2, :2], 1.0, atol=1e-3)  # no seconds: any heart rate
+
+
+def test_beats_at_the_record_edges_are_padded_not_dropped() -> None:
+    signal, _ = synthetic(seconds=5)
+    peaks = np.array([3, 900, len(signal) - 4])
+    x, _ = segment_beats(signal, FS, peaks, CENTRED)
+    assert len(x) == 3 and np.isfinite(x).all()
+    assert np.all(x[0, :50] == 0.0) and np.all(x[2, -100:] == 0.0)
+    kx, _ = segment_beats(signal, FS, peaks, KACHUEE)
+    assert len(kx) == 3 and np.isfinite(kx).all()

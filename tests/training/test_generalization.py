@@ -1,0 +1,142 @@
+"""New patients: augmentation, the patient-wise protocol that never reads DS2 before
+evaluation, the centred layout end to end, and cross-database evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REAL_FORMATS, run_cli, write_record
+
+from beatlab.data.databases import MITDB
+from beatlab.training.augment import augment
+from beatlab.training.config import TrainConfig
+from beatlab.training.data import dataset_for
+from beatlab.training.run import train_run
+
+AUGMENT = {"augment_scale": 0.2, "augment_wander": 0.1, "augment_noise": 0.02, "augment_jitter": 4}
+
+
+def test_augmentation_off_passes_beats_through_without_drawing() -> None:
+    x = torch.rand(8, 187)
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert augment(x, TrainConfig(), generator) is x
+    assert torch.equal(generator.get_state(), state)
+
+
+def test_augmentation_is_seeded_and_bounded() -> None:
+    x = torch.rand(64, 187)
+    config = TrainConfig().updated(AUGMENT)
+    a = augment(x, config, torch.Generator().manual_seed(1))
+    b = augment(x, config, torch.Generator().manual_seed(1))
+    c = augment(x, config, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c) and a.shape == x.shape
+    jitter = TrainConfig().updated({"augment_jitter": 3})
+    ramp = torch.arange(187, dtype=torch.float32).repeat(32, 1)
+    shifted = augment(ramp, jitter, torch.Generator().manual_seed(0)) - ramp
+    assert shifted[:, 10:-10].abs().max() <= 3 and (shifted[:, 10:-10] != 0).any()
+    scale = TrainConfig().updated({"augment_scale": 0.2})
+    ratio = augment(x + 1, scale, torch.Generator().manual_seed(0)) / (x + 1)
+    assert ratio.min() >= 0.8 - 1e-6 and ratio.max() <= 1.2 + 1e-6
+
+
+def inter_config(real_data_dir: Path, **values: object) -> TrainConfig:
+    return TrainConfig(data_dir=str(real_data_dir)).updated(
+        {
+            "split": "inter",
+            "layout": "centred",
+            "balance": "weights",
+            "limit": 600,
+            "epochs": 1,
+            "batch_size": 64,
+            "hparams": {"use_rr": True},
+            **AUGMENT,
+            **values,
+        }
+    )
+
+
+def test_inter_validation_is_held_out_ds1_patients(real_data_dir: Path) -> None:
+    ds = dataset_for(inter_config(real_data_dir, limit=None))
+    train, valid, test = (set(ds.part(p).record) for p in ("train", "valid", "test"))
+    ds1, ds2 = set(MITDB.splits["inter"].train), set(MITDB.splits["inter"].test)
+    assert train | valid <= ds1 and test == ds2
+    assert not train & valid and len(valid) >= 3  # whole patients, never a share of their beats
+    assert ds.meta["valid_patients"] == sorted(f"mitdb:{r}" for r in valid)
+
+
+def test_training_and_selection_never_read_ds2(real_data_dir: Path, tmp_path: Path) -> None:
+    """Poison the DS2 part: any use of it in training, selection or the learning-rate schedule
+    would make the validation figures NaN or change them."""
+    config = inter_config(real_data_dir, epochs=2)
+    clean = dataset_for(config)
+    poisoned = dataset_for(config)
+    poisoned.test.x[:] = np.nan
+    poisoned.test.rr[:] = np.nan
+    poisoned.test.y[:] = 3
+    a = train_run(config, tmp_path, name="a", tracking_uri="none", dataset=clean, progress=False)
+    b = train_run(config, tmp_path, name="b", tracking_uri="none", dataset=poisoned, progress=False)
+    va, vb = (json.loads((r / "metrics.json").read_text())["valid"] for r in (a, b))
+    assert np.isfinite(va["accuracy"]) and va == vb
+
+
+def test_centred_run_predicts_records_and_refuses_kachuee_files(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tiny_mitdb.parent
+    code, _, err = run_cli(
+        capsys,
+        *("train", "--data-dir", str(root), "--runs-dir", str(tmp_path / "runs"), "--name", "c"),
+        *("--epochs", "1", "--tracking-uri", "none", "--set", "layout=centred"),
+        *("--set", "use_rr=true", "--set", "augment_jitter=4"),
+    )
+    assert code == 0, err
+    run = tmp_path / "runs" / "c"
+    out = tmp_path / "pred.csv"
+    code, text, err = run_cli(
+        capsys, "predict", "--run", str(run), "--record", str(tiny_mitdb / "100"), "--out", str(out)
+    )
+    assert code == 0, err
+    assert "25 beats" in text and len(out.read_text().splitlines()) == 26
+    if REAL_FORMATS.is_dir():
+        code, _, err = run_cli(
+            capsys,
+            *("predict", "--run", str(run), "--out", str(tmp_path / "p.csv")),
+            *("--csv", str(REAL_FORMATS / "mitbih_train_sample.csv")),
+        )
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "use_rr" in err or "layout" in err
+
+
+def test_cross_database_evaluation(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tiny_mitdb.parent
+    svdb = root / "svdb"
+    svdb.mkdir()
+    for i, name in enumerate(("800", "801", "802")):
+        write_record(name, svdb, np.random.default_rng(i), fs=128, leads=("ECG1", "ECG2"))
+    runs = tmp_path / "runs"
+    code, _, err = run_cli(
+        capsys,
+        *("train", "--data-dir", str(root), "--runs-dir", str(runs), "--name", "m"),
+        *("--epochs", "1", "--tracking-uri", "none"),
+    )
+    assert code == 0, err
+    code, out, err = run_cli(
+        capsys, "evaluate", str(runs / "m"), "--db", "svdb", "--data-dir", str(root)
+    )
+    assert code == 0, err
+    assert "3 records" in out and "per record" in out and "n/a" in out
+    metrics = json.loads((runs / "m" / "metrics.json").read_text())["db:svdb"]
+    assert metrics["n"] == 75 and metrics["records"] == 3
+    assert [r["record"] for r in metrics["per_record"]] == ["800", "801", "802"]
+    assert metrics["per_record"][0]["S Se"] is None  # no S beat in the record: no Se
+    code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--db", "mitdb")
+    assert code == 2 and "trained on mitdb" in err
+    code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--db", "nodb")
+    assert code == 2 and "unknown database 'nodb'" in err
