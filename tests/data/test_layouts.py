@@ -24,7 +24,7 @@ def synthetic(
 
 
 def test_registry() -> None:
-    assert list_layouts() == ["centred", "kachuee"]
+    assert list_layouts() == ["centred", "deviation", "kachuee", "kaggle"]
     assert get_layout("kachuee") is KACHUEE and KACHUEE.fs == 125 and KACHUEE.length == 187
     with pytest.raises(BeatlabError, match="did you mean 'centred'"):
         get_layout("centered")

@@ -291,6 +291,7 @@ def test_torchscript_matches_pytorch_on_real_beats(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, real_beats: Beats, tmp_path: Path
 ) -> None:
     path = tmp_path / "deploy" / "beats.pt"
+    path.parent.mkdir()  # --out names a file in a folder that exists (a typo is no new tree)
     code, _, err = cli(
         capsys, "export", "--run", str(tiny_run), "--format", "torchscript", "--out", str(path)
     )

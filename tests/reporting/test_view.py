@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import wfdb
 from conftest import SHARED, run_cli
 from matplotlib.image import imread
 
@@ -40,11 +41,18 @@ PROBE = """<script>
   const next = document.getElementById("next-dis");
   next.click();
   await wait(1000);
+  const after = range(), zoomed = gd.data[0].x.length, zoomedFull = gd.dataset.full;
+  const status = document.getElementById("status").textContent;
+  document.getElementById("which").value = "p0";  // the first beat predicted as class 0
+  document.getElementById("next-cls").click();
+  await wait(500);
+  const classStatus = document.getElementById("status").textContent;
+  await Plotly.relayout(gd, { "xaxis.autorange": true });  // a double-click
+  await wait(500);
   document.title = JSON.stringify({
     ready: gd.dataset.ready === "1", markers, before, overview, overviewFull: full,
-    after: range(), zoomed: gd.data[0].x.length, zoomedFull: gd.dataset.full,
+    after, zoomed, zoomedFull, status, classStatus, reset: range(), resetFull: gd.dataset.full,
     disabled: next.disabled, canvases: gd.querySelectorAll("canvas").length,
-    status: document.getElementById("status").textContent,
   });
 })();
 </script>"""
@@ -167,6 +175,8 @@ def test_page_renders_and_jumps_to_disagreements(
     assert before[0] == pytest.approx(0) and before[1] == pytest.approx(1805.6, abs=0.1)
     assert after != before and after[1] - after[0] == pytest.approx(10)
     assert str(found["status"]).startswith("disagreement 1 of ")
+    assert str(found["classStatus"]).startswith("predicted N beat ")
+    assert found["reset"] == before and found["resetFull"] == "0"
     # overview: a min/max envelope of a few thousand points; zoomed: every sample
     assert found["overviewFull"] == "0" and found["overview"] <= 12_000
     shown = min(after[1] + 10, before[1]) - max(after[0] - 10, 0)  # one window each side
@@ -188,9 +198,11 @@ def test_page_renders_and_jumps_to_disagreements(
 
 
 def test_record_without_annotations(tiny_run: Path, real_mitdb: Path, tmp_path: Path) -> None:
-    """Beats from the QRS detector, predicted classes only; nothing to step through."""
-    for suffix in (".hea", ".dat"):
-        shutil.copy(real_mitdb / f"100{suffix}", tmp_path / f"100{suffix}")
+    """Beats from the QRS detector, predicted classes only; nothing to step through. The first
+    two minutes of record 100, written without its annotations."""
+    first = wfdb.rdrecord(str(real_mitdb / "100"), sampto=120 * 360, physical=False)
+    first.record_name, first.file_name = "100", ["100.dat"] * first.n_sig
+    first.wrsamp(write_dir=str(tmp_path))
     page = tmp_path / "100.html"
     printed = view(tiny_run, tmp_path / "100", page)
     assert "no reference" in printed
@@ -198,7 +210,7 @@ def test_record_without_annotations(tiny_run: Path, real_mitdb: Path, tmp_path: 
     assert "no reference labels: predicted classes only" in text
     assert "<th>Se</th>" not in text
     found = probe(page, tmp_path)
-    assert found["markers"] == beats_written(printed) > 2000
+    assert found["markers"] == beats_written(printed) > 100
     assert found["disabled"] is True and found["after"] == found["before"]
 
 

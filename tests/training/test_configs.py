@@ -19,10 +19,19 @@ def test_study_configs_hold_the_studys_settings() -> None:
     assert (cnn2d.model, cnn2d.balance) == ("cnn2d_resnet", "oversample")
     assert (cnn2d.batch_size, cnn2d.factor, cnn2d.epochs) == (16, 0.2, 30)
     assert cnn2d.hparams == {"hidden": 128, "dropout": 0.3, "num_layers": 3, "num_blocks": 1}
-    gru = load_config(CONFIGS / "study" / "cnn1d_gru.toml")
+    gru = load_config(CONFIGS / "study" / "cnn1d_gru.toml")  # the row 0.9849 / 0.9769
     assert (gru.model, gru.balance) == ("cnn1d_gru", "smote")
-    assert (gru.batch_size, gru.factor, gru.epochs) == (32, 0.2, 30)
+    assert (gru.batch_size, gru.factor, gru.epochs) == (16, 0.3, 30)
     assert gru.hparams == {
+        "hidden": 64,
+        "dropout": 0.2,
+        "num_layers": 4,
+        "num_blocks": 4,
+        "gru_hidden": 256,
+    }
+    first = load_config(CONFIGS / "study" / "cnn1d_gru_row1.toml")  # the row 0.9858 / 0.9593
+    assert (first.batch_size, first.factor) == (32, 0.2)
+    assert first.hparams == {
         "hidden": 64,
         "dropout": 0.4,
         "num_layers": 2,

@@ -5,13 +5,8 @@ The command modules import torch, Ray, MLflow and the rest inside each command, 
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-from collections.abc import Iterator
-from types import FrameType
 
-import click
 import typer
 
 from beatlab.cli.common import print_table
@@ -22,6 +17,7 @@ from beatlab.cli.train import evaluate, train
 from beatlab.cli.tune import tune
 from beatlab.cli.view import view
 from beatlab.errors import BeatlabError
+from beatlab.interrupts import sigterm_as_interrupt
 
 app = typer.Typer(
     help="Build, train, hypertune, evaluate and report ECG heartbeat classifiers.",
@@ -58,34 +54,25 @@ INTERRUPTED, TERMINATED = 130, 143
 """Exit statuses after Ctrl+C (SIGINT) and SIGTERM, as a shell reports them (128 + signal)."""
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[list[int]]:
-    """Treat SIGTERM (what `kill` and job schedulers send) like Ctrl+C, so that a command ends
-    the same clean way: the SIGINT handler in force runs (Python's raises KeyboardInterrupt,
-    Ray Tune's saves the search). Yields a list that records the signal, for the exit status."""
-    received: list[int] = []
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        handler = signal.getsignal(signal.SIGINT)
-        if callable(handler):
-            handler(signal.SIGINT, frame)
-        else:
-            raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-    except ValueError:  # not the main thread: leave signals alone
-        yield received
-        return
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def usage_error(err: Exception) -> int:
+    """A bad option or argument as one line, not click's usage box; the exit status for it.
+    Told apart by shape, since typer may bring its own copy of click's exception classes."""
+    kind = type(err).__name__
+    if kind == "NoArgsIsHelpError":
+        return 2  # the help is already printed
+    if kind == "Abort":
+        return 1
+    message, status = getattr(err, "format_message", None), getattr(err, "exit_code", None)
+    if not callable(message) or not isinstance(status, int):
+        raise err
+    ctx = getattr(err, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    print(f"beatlab: error: {one_line(message())}{hint}", file=sys.stderr)
+    return status
 
 
 def main() -> None:
@@ -97,19 +84,12 @@ def main() -> None:
         except BeatlabError as err:
             print(f"beatlab: error: {one_line(str(err))}", file=sys.stderr)
             code = 2
-        except click.exceptions.NoArgsIsHelpError:
-            code = 2  # the help is already printed
-        except click.ClickException as err:  # bad options: one line, not click's usage box
-            ctx = getattr(err, "ctx", None)
-            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            print(f"beatlab: error: {one_line(err.format_message())}{hint}", file=sys.stderr)
-            code = err.exit_code
-        except click.exceptions.Abort:
-            code = 1
         except OSError as err:  # the last net under the file checks: still one line
             where = f"{err.filename}: " if err.filename else ""
             print(f"beatlab: error: {where}{err.strerror or err}", file=sys.stderr)
             code = 2
+        except Exception as err:  # click's (typer's own copy of click's) usage errors
+            code = usage_error(err)
         except KeyboardInterrupt:
             code = INTERRUPTED
     if code == INTERRUPTED and received:

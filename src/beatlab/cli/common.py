@@ -20,7 +20,11 @@ Db = Annotated[
     str, typer.Option(help="Database(s): mitdb, svdb, incartdb; comma-separated to pool them.")
 ]
 Layout = Annotated[
-    str, typer.Option(help="Beat layout: kachuee (the study's) or centred (for new patients).")
+    str,
+    typer.Option(
+        help="Beat layout: kachuee (the study's), kaggle (as the Kaggle files were built) or "
+        "centred (for new patients)."
+    ),
 ]
 Lead = Annotated[
     str | None,

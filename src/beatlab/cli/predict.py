@@ -160,7 +160,12 @@ def export(
     trained = load_run(run)
     if not int8:
         path = export_model(
-            trained.model, trained.classes, fmt, out or run / EXPORT_FILES[fmt], name=run.name
+            trained.model,
+            trained.classes,
+            fmt,
+            out or run / EXPORT_FILES[fmt],
+            name=run.name,
+            layout=trained.config.layout,
         )
         diff = max_difference(trained.model, path, fmt)
         console.print(
@@ -177,6 +182,7 @@ def export(
         ds.train.rr,
         name=run.name,
         seed=trained.config.seed,
+        layout=trained.config.layout,
     )
     check = compare_int8(trained.model, path, ds.valid, trained.classes)
     console.print(

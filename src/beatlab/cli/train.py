@@ -26,6 +26,14 @@ def train(
         Path | None, typer.Option("--config", help="TOML/YAML/JSON config.")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name (see `beatlab models`).")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(help="Database(s): mitdb (default), svdb, ...; comma-separated pools them."),
+    ] = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(help="Beat layout: kachuee (default, the study's) or centred (new patients)."),
+    ] = None,
     split: Annotated[str | None, typer.Option(help="intra or inter.")] = None,
     balance: Annotated[str | None, typer.Option(help="none, weights, oversample or smote.")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
@@ -82,6 +90,8 @@ def train(
     config = load_config(config_file) if config_file else TrainConfig()
     given: dict[str, Any] = {
         "model": model,
+        "db": db,
+        "layout": layout,
         "split": split,
         "balance": balance,
         "epochs": epochs,

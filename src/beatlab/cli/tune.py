@@ -55,6 +55,12 @@ def tune(
     ] = DEFAULT_EXPERIMENTS_DIR,
     data_dir: DataDir = None,
     split: Annotated[str, typer.Option(help="intra or inter.")] = "intra",
+    db: Annotated[
+        str, typer.Option(help="Database(s) to tune on; comma-separated pools them.")
+    ] = "mitdb",
+    layout: Annotated[
+        str, typer.Option(help="Beat layout: kachuee (the study's) or centred (new patients).")
+    ] = "kachuee",
     train_file: Annotated[
         str | None,
         typer.Option(help="Tune on Kaggle CSV / course Parquet file(s), comma-separated."),
@@ -95,6 +101,8 @@ def tune(
             concurrency=concurrency,
             metric=metric,
             split=split,
+            db=db,
+            layout=layout,
             seed=seed,
             limit=limit,
             data_dir=str(data_dir) if data_dir else None,

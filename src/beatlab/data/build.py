@@ -137,7 +137,16 @@ def read_lead(
 def read_annotations(
     base: Path, spec: DatabaseSpec = MITDB, length: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """R-peak samples and AAMI labels of the annotated beats; other annotations are dropped.
+    """R-peak samples and AAMI labels of the annotated beats; other annotations are dropped."""
+    peaks, labels, _ = read_annotation_marks(base, spec, length)
+    return peaks, labels
+
+
+def read_annotation_marks(
+    base: Path, spec: DatabaseSpec = MITDB, length: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R-peak samples and AAMI labels of the annotated beats, and the samples of every
+    annotation (rhythm changes and noise marks too: the kaggle layout's beats end by them).
     Beats outside the signal (`length` samples) make the file unreadable, not a crash later."""
     path = base.with_suffix(f".{spec.annotator}")
     try:
@@ -153,7 +162,7 @@ def read_annotations(
         np.any(np.diff(peaks) < 0) or peaks[0] < 0 or (length and peaks[-1] >= length)
     ):
         raise BeatlabError("annotations out of order or outside the signal", path)
-    return peaks, labels
+    return peaks, labels, samples
 
 
 def check_rate(header: wfdb.Record, spec: DatabaseSpec, base: Path) -> float:
@@ -176,21 +185,30 @@ class Record:
     peaks: np.ndarray
     labels: np.ndarray
     lead: str
+    marks: np.ndarray
+    """Samples of every annotation, beats or not."""
 
 
 def read_record(
-    data_dir: Path, name: str, spec: DatabaseSpec = MITDB, lead: str | None = None
+    data_dir: Path,
+    name: str,
+    spec: DatabaseSpec = MITDB,
+    lead: str | None = None,
+    first_lead: bool = False,
 ) -> Record:
-    """One record's lead, rate, beat positions and AAMI labels, with input checked file by file."""
+    """One record's lead (`lead`, else its first signal with `first_lead`, else the first of
+    the database's preferred leads it has), rate, beat positions and AAMI labels, with input
+    checked file by file."""
     base = data_dir / name
     for ext in ("hea", spec.annotator):
         if not base.with_suffix(f".{ext}").exists():
             raise BeatlabError(f"record {name} has no .{ext} file", base.with_suffix(f".{ext}"))
     header = read_header(base)
     fs = check_rate(header, spec, base)
-    signal, used = read_lead(base, header, spec.leads, lead)
-    peaks, labels = read_annotations(base, spec, len(signal))
-    return Record(signal, fs, peaks, labels, used)
+    leads = tuple(header.sig_name[:1]) if first_lead else spec.leads
+    signal, used = read_lead(base, header, leads, lead)
+    peaks, labels, marks = read_annotation_marks(base, spec, len(signal))
+    return Record(signal, fs, peaks, labels, used, marks)
 
 
 def build_beats(
@@ -205,8 +223,8 @@ def build_beats(
     names = record_names(data_dir)
 
     def one(name: str) -> tuple[Beats, str]:
-        rec = read_record(data_dir, name, spec, lead)
-        x, rr = segment_beats(rec.signal, rec.fs, rec.peaks, params)
+        rec = read_record(data_dir, name, spec, lead, params.first_lead)
+        x, rr = segment_beats(rec.signal, rec.fs, rec.peaks, params, rec.marks)
         n = len(rec.labels)
         return Beats(x, rec.labels, rr, np.full(n, name), rec.peaks.astype(np.int64)), rec.lead
 

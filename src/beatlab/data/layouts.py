@@ -4,6 +4,13 @@
 windows min-max normalised, each beat starting at its R peak and spanning 1.2 median R-R,
 zero-padded; R-R context in seconds. It stays the default for the study's configs.
 
+`kaggle` is the same idea as the Kaggle release (the study's course files) actually built it,
+found by matching all 500 rows of a sample of `mitbih_train.csv` exactly to the raw records:
+each record's first signal (V5 in 102, 104 and 114), every third raw sample from the annotated R
+peak (so 120 Hz, not the stated 125 Hz, and no anti-alias filter), each beat min-max normalised
+on its own, and a beat running from its R peak to 20 % into the interval after the next
+annotation of any kind (rhythm changes and noise marks included), cut or zero-padded to 187.
+
 `centred` is made for patients the model has never seen: the lead is band-passed (baseline
 wander and high-frequency noise out, and every database reduced to the band they all record),
 resampled to 250 Hz and cut into a 0.75 s window from 0.25 s before the R peak, so the P wave and
@@ -42,15 +49,32 @@ class BuildParams:
     # kachuee
     window_s: float = 10.0
     period_factor: float = 1.2
+    first_lead: bool = False
+    """Use each record's first signal, whatever its name, instead of the database's preferred
+    leads."""
+    resample: str = "poly"
+    """poly: polyphase resampling to `fs`; pick: every (record rate / fs)-th raw sample counted
+    from each R peak, unfiltered (the rate must be a multiple of `fs`)."""
+    normalise: str = "window"
+    """window: min-max over each `window_s` window; beat: min-max over each beat's own span."""
+    beat_end: str = "period"
+    """period: a beat spans `period_factor` times its window's median R-R; next_mark: it ends
+    (period_factor - 1) into the interval that follows the next annotation of any kind."""
     # centred
     before_s: float = 0.0
     band_low_hz: float = 0.0
     band_high_hz: float = 0.0
     qrs_s: float = 0.05
+    deviation: bool = False
+    """centred: subtract the record's median beat, keeping how a beat differs from the patient's
+    usual one (what generalises across patients) rather than the patient's own shape."""
 
 
-Segmenter = Callable[[np.ndarray, float, np.ndarray, BuildParams], tuple[np.ndarray, np.ndarray]]
-"""(signal, fs, R peaks, params) -> ((n, length) beats, (n, 3) R-R context)."""
+Segmenter = Callable[
+    [np.ndarray, float, np.ndarray, BuildParams, np.ndarray | None], tuple[np.ndarray, np.ndarray]
+]
+"""(signal, fs, R peaks, params, marks) -> ((n, length) beats, (n, 3) R-R context); `marks` are
+the samples of every annotation of the record (beats and others), None where there are none."""
 
 
 def rr_intervals(peaks: np.ndarray, fs: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,39 +93,124 @@ def resample(signal: np.ndarray, fs: float, to: int) -> np.ndarray:
     return resample_poly(np.asarray(signal, dtype=np.float32), ratio.numerator, ratio.denominator)
 
 
-def segment_kachuee(
+def _source(
     signal: np.ndarray, fs: float, peaks: np.ndarray, params: BuildParams
-) -> tuple[np.ndarray, np.ndarray]:
-    """Kachuee et al. 2018: per-window min-max normalisation, beat from R over 1.2 T."""
-    sig = resample(signal, fs, params.fs)
-    r = np.minimum(np.rint(np.asarray(peaks) * params.fs / fs).astype(np.int64), len(sig) - 1)
+) -> tuple[np.ndarray, float, np.ndarray, int]:
+    """The samples beats are read from, their rate, each R peak's index there, and the stride
+    between a beat's samples: the resampled lead (stride 1), or the raw lead read every
+    fs/params.fs-th sample from each R peak (`resample="pick"`)."""
+    if params.resample == "poly":
+        sig = resample(signal, fs, params.fs)
+        r = np.minimum(np.rint(np.asarray(peaks) * params.fs / fs).astype(np.int64), len(sig) - 1)
+        return sig, float(params.fs), r, 1
+    stride = fs / params.fs
+    if params.resample != "pick" or stride != round(stride):
+        raise BeatlabError(
+            f"layout {params.name!r}: resample={params.resample!r} cannot take {params.fs} Hz "
+            f"from {fs:g} Hz (pick needs a whole multiple)"
+        )
+    raw = np.asarray(signal, dtype=np.float64)
+    return raw, fs, np.minimum(np.asarray(peaks, dtype=np.int64), len(raw) - 1), int(stride)
 
-    win = int(round(params.window_s * params.fs))
-    starts = np.arange(0, len(sig), win)
-    lo = np.minimum.reduceat(sig, starts)
-    span = np.maximum.reduceat(sig, starts) - lo
-    span[span == 0] = 1.0
-    w_sig = np.arange(len(sig)) // win
-    norm = ((sig - lo[w_sig]) / span[w_sig]).astype(np.float32)
 
-    # Nominal period per window: median R-R of consecutive beats inside it; windows with fewer
-    # than two beats fall back to the record's median R-R.
+def _period_lengths(
+    r: np.ndarray, n_src: int, fs_src: float, stride: int, params: BuildParams
+) -> np.ndarray:
+    """Samples per beat: period_factor times the median R-R of consecutive beats in the beat's
+    window; windows with fewer than two beats fall back to the record's median R-R."""
+    win = int(round(params.window_s * fs_src))
     w_r = r // win
     rr_samples = np.diff(r)
     same = w_r[1:] == w_r[:-1]
     fallback = (
-        float(np.median(rr_samples)) if len(rr_samples) else params.length / params.period_factor
+        float(np.median(rr_samples))
+        if len(rr_samples)
+        else params.length * stride / params.period_factor
     )
-    period = np.full(len(starts), fallback)
+    period = np.full(len(range(0, n_src, win)), fallback)
     if same.any():
         medians = pd.Series(rr_samples[same]).groupby(w_r[1:][same]).median()
         period[medians.index.to_numpy()] = medians.to_numpy()
-    span_len = np.minimum(np.rint(params.period_factor * period[w_r]), params.length).astype(int)
+    return np.rint(params.period_factor * period[w_r] / stride).astype(np.int64)
+
+
+def _mark_lengths(
+    peaks: np.ndarray,
+    marks: np.ndarray,
+    fs: float,
+    r: np.ndarray,
+    fs_src: float,
+    stride: int,
+    params: BuildParams,
+) -> np.ndarray:
+    """Samples per beat when a beat ends (period_factor - 1) into the interval after the next
+    mark: the Kaggle release's rule. Past the last marks, marks go on at the last interval."""
+    m = np.sort(np.asarray(marks, dtype=np.float64))
+    gap = m[-1] - m[-2] if len(m) > 1 else params.length * fs / params.fs
+    ext = np.concatenate([m, m[-1] + gap * np.arange(1, 3)])
+    k = np.searchsorted(m, np.asarray(peaks), side="right")
+    first, second = ext[k], ext[k + 1]
+    # rounded first: 1.2 - 1 is 0.19999999999999996, and the release truncates 0.2 * interval
+    tail = np.floor(np.round((params.period_factor - 1) * (second - first), 9))
+    end = (first + tail) * fs_src / fs
+    return np.ceil((end - r) / stride).astype(np.int64)
+
+
+def _window_normalised(src: np.ndarray, fs_src: float, params: BuildParams) -> np.ndarray:
+    """The whole lead min-max normalised per `window_s` window."""
+    win = int(round(params.window_s * fs_src))
+    starts = np.arange(0, len(src), win)
+    lo = np.minimum.reduceat(src, starts)
+    span = np.maximum.reduceat(src, starts) - lo
+    span[span == 0] = 1.0
+    w_sig = np.arange(len(src)) // win
+    return ((src - lo[w_sig]) / span[w_sig]).astype(np.float32)
+
+
+def _beat_range(
+    src: np.ndarray, r: np.ndarray, n: np.ndarray, stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each beat's minimum and span over all its samples (also those past `length`)."""
+    n = np.maximum(n, 1)
+    starts = np.cumsum(n) - n
+    within = np.arange(int(n.sum())) - np.repeat(starts, n)
+    values = src[np.repeat(r, n) + stride * within]
+    lo = np.minimum.reduceat(values, starts)
+    span = np.maximum.reduceat(values, starts) - lo
+    span[span == 0] = 1.0
+    return lo, span
+
+
+def segment_kachuee(
+    signal: np.ndarray,
+    fs: float,
+    peaks: np.ndarray,
+    params: BuildParams,
+    marks: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kachuee et al. 2018: a beat from R over 1.2 T, min-max normalised, zero-padded; the
+    options of `BuildParams` choose between the paper's reading and the Kaggle release's."""
+    src, fs_src, r, stride = _source(signal, fs, peaks, params)
+    if params.beat_end == "period":
+        n = _period_lengths(r, len(src), fs_src, stride, params)
+    elif params.beat_end == "next_mark":
+        given = peaks if marks is None or len(marks) == 0 else marks
+        n = _mark_lengths(peaks, given, fs, r, fs_src, stride, params)
+    else:
+        raise BeatlabError(f"layout {params.name!r}: unknown beat_end {params.beat_end!r}")
+    n = np.minimum(n, (len(src) - 1 - r) // stride + 1)  # not past the end of the record
 
     offsets = np.arange(params.length)
-    idx = r[:, None] + offsets[None, :]
-    keep = (offsets[None, :] < span_len[:, None]) & (idx < len(sig))
-    x = np.where(keep, norm[np.minimum(idx, len(sig) - 1)], np.float32(0.0))
+    idx = np.minimum(r[:, None] + stride * offsets[None, :], len(src) - 1)
+    keep = offsets[None, :] < n[:, None]
+    if params.normalise == "window":
+        values = _window_normalised(src, fs_src, params)[idx]
+    elif params.normalise == "beat":
+        lo, span = _beat_range(src, r, n, stride)
+        values = (src[idx] - lo[:, None]) / span[:, None]
+    else:
+        raise BeatlabError(f"layout {params.name!r}: unknown normalise {params.normalise!r}")
+    x = np.where(keep, values, np.float32(0.0))
 
     prev, nxt = rr_intervals(peaks, fs, len(r))
     local = pd.Series(prev).rolling(params.rr_local_beats, min_periods=1).mean().to_numpy()
@@ -110,9 +219,14 @@ def segment_kachuee(
 
 
 def segment_centred(
-    signal: np.ndarray, fs: float, peaks: np.ndarray, params: BuildParams
+    signal: np.ndarray,
+    fs: float,
+    peaks: np.ndarray,
+    params: BuildParams,
+    marks: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A window around R on the band-passed lead, per-record amplitude, relative R-R."""
+    """A window around R on the band-passed lead, per-record amplitude, relative R-R (`marks`
+    are not needed: the window does not depend on other annotations)."""
     sos = butter(2, [params.band_low_hz, params.band_high_hz], btype="band", fs=fs, output="sos")
     sig = resample(sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)), fs, params.fs)
     r = np.rint(np.asarray(peaks) * params.fs / fs).astype(np.int64)
@@ -124,6 +238,8 @@ def segment_centred(
     qrs = x[:, max(0, before - half) : before + half + 1]
     scale = float(np.median(qrs.max(axis=1) - qrs.min(axis=1))) if len(x) else 1.0
     x = x / (scale if scale > 0 else 1.0)
+    if params.deviation and len(x):
+        x = x - np.median(x, axis=0)
 
     prev, nxt = rr_intervals(peaks, fs, len(r))
     local = (
@@ -143,6 +259,7 @@ RR_MEANING = {
     "kachuee": "previous, next and local mean R-R in seconds",
     "centred": "previous and next R-R over the local mean, local mean over the record's mean",
 }
+"""What the three R-R features of each segmentation method hold."""
 
 _LAYOUTS: dict[str, BuildParams] = {}
 
@@ -169,17 +286,25 @@ def get_layout(name: str) -> BuildParams:
 
 
 def segment_beats(
-    signal: np.ndarray, fs: float, peaks: np.ndarray, params: BuildParams | None = None
+    signal: np.ndarray,
+    fs: float,
+    peaks: np.ndarray,
+    params: BuildParams | None = None,
+    marks: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cut one lead into beats at the given R peaks (sample indices at `fs`), per `params`.
+    """Cut one lead into beats at the given R peaks (sample indices at `fs`), per `params`;
+    `marks` are every annotation's sample (None: the peaks are all there is).
 
     Shared by the dataset builder and `beatlab predict`, so a new recording is segmented exactly
     like the training data."""
     params = params or KACHUEE
-    return SEGMENTERS[params.method](signal, fs, peaks, params)
+    return SEGMENTERS[params.method](signal, fs, peaks, params, marks)
 
 
 KACHUEE = register_layout(BuildParams())
+FILE_LAYOUTS = ("kachuee", "kaggle")
+"""Layouts whose beats are shaped like the Kaggle CSV / course Parquet files (`kaggle` exactly):
+models trained on them may read those files."""
 CENTRED = register_layout(
     replace(
         KACHUEE,
@@ -189,5 +314,17 @@ CENTRED = register_layout(
         before_s=0.25,
         band_low_hz=0.5,
         band_high_hz=40.0,
+    )
+)
+DEVIATION = register_layout(replace(CENTRED, name="deviation", deviation=True))
+KAGGLE = register_layout(
+    replace(
+        KACHUEE,
+        name="kaggle",
+        fs=120,
+        first_lead=True,
+        resample="pick",
+        normalise="beat",
+        beat_end="next_mark",
     )
 )

@@ -58,19 +58,28 @@ def example_inputs(model: BeatModel, batch: int = 2) -> tuple[torch.Tensor, ...]
     return beats, 0.5 + torch.rand(batch, RR_FEATURES, generator=generator)
 
 
-def export_metadata(model: BeatModel, classes: tuple[str, ...], name: str) -> dict[str, Any]:
-    """What an exported file carries about itself, so a deployment can check what it holds."""
+def export_metadata(
+    model: BeatModel, classes: tuple[str, ...], name: str, layout: str = "kachuee"
+) -> dict[str, Any]:
+    """What an exported file carries about itself, so a deployment can check what it holds:
+    the beat layout too, since the same shapes in another layout mean other beats."""
     return {
         "model": model.name,
         "run": name,
         "classes": list(classes),
         "inputs": input_names(model),
+        "layout": layout,
         "beatlab_version": __version__,
     }
 
 
 def export_model(
-    model: BeatModel, classes: tuple[str, ...], fmt: str, out: Path, name: str = ""
+    model: BeatModel,
+    classes: tuple[str, ...],
+    fmt: str,
+    out: Path,
+    name: str = "",
+    layout: str = "kachuee",
 ) -> Path:
     """Write `model` (in eval mode) as `fmt` to `out`, atomically; returns `out`."""
     if fmt not in EXPORT_FILES:
@@ -78,7 +87,7 @@ def export_model(
     if len(classes) != model.num_classes:
         raise ValueError(f"{len(classes)} class names for a {model.num_classes}-class model")
     model.eval()
-    meta = json.dumps(export_metadata(model, classes, name))
+    meta = json.dumps(export_metadata(model, classes, name, layout))
     with writing(out, parents=False) as tmp:
         if fmt == "onnx":
             _export_onnx(model, tmp, meta)
@@ -95,13 +104,14 @@ def export_int8(
     rr: np.ndarray,
     name: str = "",
     seed: int = 0,
+    layout: str = "kachuee",
 ) -> Path:
     """Write an int8 ONNX copy of `model` to `out`: int8 weights and uint8 activations (QDQ),
     the activation ranges calibrated on a seeded sample of `beats` (training beats, never test).
     On CPUs with VNNI, ONNX Runtime runs it several times faster than the fp32 export; a few
     beats in a thousand change class, so check it (`beatlab export --int8` does) before use."""
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_model(model, classes, "onnx", Path(tmp) / "model.onnx", name)
+        fp32 = export_model(model, classes, "onnx", Path(tmp) / "model.onnx", name, layout)
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared))
         calibration = Calibration(beats, rr, input_names(model), seed)
@@ -114,7 +124,7 @@ def export_int8(
                 weight_type=QuantType.QInt8,
             )
             proto = onnx.load(str(target))
-            meta = {**export_metadata(model, classes, name), "quantized": "int8"}
+            meta = {**export_metadata(model, classes, name, layout), "quantized": "int8"}
             onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta)})
             onnx.save(proto, str(target))
     return out
@@ -147,8 +157,14 @@ def runner_for(run: Run, path: Path, workers: int | None = None) -> OnnxRunner:
         raise BeatlabError("file not found", path) from None
     except (OSError, KeyError, ValueError, DecodeError):
         raise BeatlabError("not an ONNX file written by `beatlab export`", path) from None
-    ours = {"model": run.model.name, "classes": list(run.classes), "inputs": input_names(run.model)}
+    ours = {
+        "model": run.model.name,
+        "classes": list(run.classes),
+        "inputs": input_names(run.model),
+        "layout": run.config.layout,
+    }
     theirs = {key: runner.metadata.get(key) for key in ours}
+    theirs["layout"] = theirs["layout"] or "kachuee"  # exports before layouts existed
     if theirs != ours:
         raise BeatlabError(f"exported from {theirs}, but run {run.path.name} is {ours}", path)
     return runner

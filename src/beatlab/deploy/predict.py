@@ -20,10 +20,10 @@ import torch
 from wfdb import processing
 
 from beatlab import CLASSES
-from beatlab.data.build import read_annotations, read_header, read_lead
+from beatlab.data.build import read_annotation_marks, read_header, read_lead
 from beatlab.data.databases import get_database, list_databases, parse_databases
 from beatlab.data.formats import NO_RR, detect_format, read_beats
-from beatlab.data.layouts import get_layout, segment_beats
+from beatlab.data.layouts import FILE_LAYOUTS, get_layout, segment_beats
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
@@ -180,7 +180,8 @@ def predict_record(
     base = record_base(path)
     header = read_header(base)
     params = get_layout(run.config.layout)
-    signal, used = read_lead(base, header, record_leads(run, lead))
+    first = tuple(header.sig_name[:1]) if params.first_lead and not lead else ()
+    signal, used = read_lead(base, header, first or record_leads(run, lead))
     fs = float(header.fs)
     if len(signal) < params.length * fs / params.fs:
         raise BeatlabError(
@@ -189,10 +190,10 @@ def predict_record(
             base.with_suffix(".hea"),
         )
     has_atr = base.with_suffix(".atr").exists()
-    ref_peaks, ref_labels = (
-        read_annotations(base, length=len(signal))
+    ref_peaks, ref_labels, marks = (
+        read_annotation_marks(base, length=len(signal))
         if has_atr
-        else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     )
     if has_atr and not detector:
         peaks, reference, source = ref_peaks, ref_labels, "annotations"
@@ -208,7 +209,7 @@ def predict_record(
         raise BeatlabError("the annotations mark no beats", path)
     if run.classes != CLASSES:  # the annotations name AAMI classes, which this run does not use
         reference, ref_peaks = np.full(len(peaks), -1, dtype=np.int64), ref_peaks[:0]
-    x, rr = segment_beats(signal, fs, peaks, params)
+    x, rr = segment_beats(signal, fs, peaks, params, marks if source == "annotations" else None)
     return Predictions(
         classes=run.classes,
         proba=(engine or partial(classify, run.model))(x, rr),
@@ -226,13 +227,14 @@ def predict_file(run: Run, path: Path, *, engine: Engine | None = None) -> Predi
     run's model); its label is the reference."""
     if run.model.use_rr:
         raise BeatlabError(f"{NO_RR}; classify a WFDB record instead", path)
-    if run.config.layout != "kachuee":
+    if run.config.layout not in FILE_LAYOUTS:
         raise BeatlabError(
-            f"beat files hold beats in the kachuee layout, but run {run.path.name} was trained "
+            f"beat files hold beats in the kaggle layout, but run {run.path.name} was trained "
             f"on the {run.config.layout} layout; classify a WFDB record instead",
             path,
         )
-    x, y = read_beats(path, classes=len(run.classes))
+    with np.errstate(over="ignore"):  # the cast's overflow is what check_float32 reports
+        x, y = read_beats(path, classes=len(run.classes))
     check_float32(x, path)  # 1e39 is finite in the file and inf as float32
     warn_outside(x, run.info.get("train_range"), path)
     rr = np.zeros((len(x), RR_FEATURES), dtype=np.float32)

@@ -36,6 +36,10 @@ class BeatConfig:
     """Hyperparameters every model accepts. Subclasses add their own and override defaults."""
 
     use_rr: bool = False
+    rr_norm: bool = False
+    """Standardise the R-R features (BatchNorm) before they join the beat's features: relative
+    R-R (the centred layouts) varies by a few tenths around 1, too little to be heard beside
+    dozens of convolutional features otherwise."""
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -66,6 +70,9 @@ class BeatModel(nn.Module):
         self.config = config
         self.num_classes = num_classes
         self.use_rr = config.use_rr
+        self.rr_in: nn.Module = (
+            nn.BatchNorm1d(RR_FEATURES) if config.use_rr and config.rr_norm else nn.Identity()
+        )
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -92,7 +99,7 @@ class BeatModel(nn.Module):
         z = self.forward_features(x)
         if self.use_rr:
             assert rr is not None
-            z = torch.cat([z, rr.to(z.dtype)], dim=1)
+            z = torch.cat([z, self.rr_in(rr.to(z.dtype))], dim=1)
         return self.head(self.neck(z))
 
     def _check_inputs(self, x: Tensor, rr: Tensor | None) -> None:

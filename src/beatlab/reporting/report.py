@@ -85,9 +85,8 @@ def _write_into(out_dir: Path, sources: list[Source]) -> None:
             tmp.write_text(to_html(doc, staging))
         for made in sorted(staging.iterdir()):
             os.replace(made, out_dir / made.name)
-    except OSError as err:
-        where = err.filename or out_dir
-        raise BeatlabError(f"cannot write the report: {err.strerror or err}", where) from None
+    except OSError as err:  # named by the folder the user gave, not our hidden one
+        raise BeatlabError(f"cannot write the report: {err.strerror or err}", out_dir) from None
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)  # our own hidden folder
@@ -261,7 +260,37 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
         _classification(doc, figures, label, metrics[part], part)
     if part == "test":
         doc.add(*beat_gallery(run, label, figures.new))
+    for key in sorted(k for k in metrics if k.startswith("db:")):
+        _cross_database(doc, figures, label, metrics[key], key)
     _learning_curves(doc, figures, label, run.path)
+
+
+def _cross_database(
+    doc: Document, figures: _Figures, label: str, metrics: dict[str, Any], part: str
+) -> None:
+    """A run on another database (`beatlab evaluate RUN --db DB`): gross AAMI figures and the
+    per-record table of S and V."""
+    doc.add(
+        Heading(f"Cross-database: {metrics.get('database', part)}", 3),
+        Text(
+            f"Every annotated beat of {metrics.get('records', '–')} records the model never saw; "
+            "gross statistics over beats."
+        ),
+    )
+    _classification(doc, figures, label, metrics, part)
+    rows = metrics.get("per_record") or []
+    if rows:
+        columns = list(rows[0])
+        doc.add(
+            Table(
+                columns,
+                [
+                    [_score(r[c]) if "Se" in c or "+P" in c else str(r[c]) for c in columns]
+                    for r in rows
+                ],
+                caption="per record: reference beats, Se and +P of S and V (– where none)",
+            )
+        )
 
 
 def _experiment_section(doc: Document, figures: _Figures, label: str, exp: Experiment) -> None:

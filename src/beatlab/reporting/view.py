@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,12 +48,6 @@ class Trace:
     step: float
     units: str
 
-    def values(self) -> np.ndarray:
-        """The physical values back (NaN where missing), e.g. to check the quantisation."""
-        out = self.codes.astype(np.float64) * self.step
-        out[self.codes == MISSING] = np.nan
-        return out
-
 
 def check_output(path: Path) -> None:
     """Fail before any work on an output that cannot become the page."""
@@ -60,6 +55,9 @@ def check_output(path: Path) -> None:
         raise BeatlabError("the page must end in .html or .htm", path)
     if path.is_dir():
         raise BeatlabError("is a directory; name the .html file to write", path)
+    folder = next((p for p in path.absolute().parents if p.exists()), None)
+    if folder is not None and (not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK)):
+        raise BeatlabError(f"cannot write: {folder} is not a writable folder", path)
 
 
 def quantise(signal: np.ndarray, gain: float | None) -> tuple[np.ndarray, float]:
@@ -195,6 +193,8 @@ def build_page(
     page)."""
     from plotly.offline import get_plotlyjs
 
+    from beatlab.deploy.predict import MATCH_WINDOW_S
+
     esc = html.escape
     predicted = proba.argmax(axis=1)
     known = reference >= 0
@@ -207,7 +207,10 @@ def build_page(
         f"classified by run <b>{esc(run_name)}</b>",
     ]
     if matched_against:
-        facts.append(f"{n_known:,} of {matched_against:,} annotated beats matched within 150 ms")
+        facts.append(
+            f"{n_known:,} of {matched_against:,} annotated beats matched within "
+            f"{MATCH_WINDOW_S * 1000:.0f} ms"
+        )
     if n_known:
         facts.append(
             f"agreement with the reference {n_agree:,} of {n_known:,} beats "

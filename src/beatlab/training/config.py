@@ -41,6 +41,7 @@ MONITORS = {
 }
 """Validation metrics a run can select its checkpoint on, with their natural direction."""
 OPTIMIZERS = ("adam", "adamw")
+SAMPLERS = ("full", "balanced")
 
 
 def _finite(value: Any) -> bool:
@@ -61,6 +62,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lr_patience": (lambda v: v >= 0, "at least 0"),
     "early_stopping": (lambda v: v >= 0, "at least 0 (0: never stop early)"),
     "grad_clip": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: no clipping)"),
+    "epoch_beats": (lambda v: v >= 2, "at least 2 (BatchNorm needs two beats in a batch)"),
+    "threads": (lambda v: v >= 1, "at least 1"),
+    "augment_scale": (lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1"),
+    "augment_wander": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: off)"),
+    "augment_noise": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: off)"),
+    "augment_jitter": (lambda v: 0 <= v < 100, "a whole number of samples from 0 to 99"),
 }
 """Range of each numeric setting; checked wherever a value enters a config, so a bad one fails
 with one line before any data is read."""
@@ -77,7 +84,12 @@ def _choices(name: str) -> tuple[str, ...] | None:
         from beatlab.data.balance import BALANCING
 
         return tuple(BALANCING)
-    return {"optimizer": OPTIMIZERS, "monitor": tuple(MONITORS), "mode": ("min", "max")}.get(name)
+    return {
+        "optimizer": OPTIMIZERS,
+        "monitor": tuple(MONITORS),
+        "mode": ("min", "max"),
+        "sampler": SAMPLERS,
+    }.get(name)
 
 
 @dataclass
@@ -90,7 +102,8 @@ class TrainConfig:
     db: str = "mitdb"
     """Database(s) to train on; comma-separated pools them (`mitdb,svdb`)."""
     layout: str = "kachuee"
-    """Beat layout (`beatlab.data.layouts`): kachuee (the study's) or centred (new patients)."""
+    """Beat layout (`beatlab.data.layouts`): kachuee (the study's), kaggle (as the Kaggle files
+    were built) or centred (new patients)."""
     lead: str | None = None
     split: str = "intra"
     balance: str = "none"
@@ -104,6 +117,12 @@ class TrainConfig:
     valid_file: str | None = None
     test_file: str | None = None
     limit: int | None = None
+    sampler: str = "full"
+    """full: every beat of the (balanced) training part once per epoch; balanced: each epoch draws
+    `epoch_beats` beats from the distribution balance oversample or smote gives, without building
+    that set (`beatlab.training.sampler`)."""
+    epoch_beats: int | None = None
+    """Beats per epoch with sampler="balanced" (None: as many as the balanced set would hold)."""
     # optimisation
     epochs: int = 10
     batch_size: int = 128
@@ -120,6 +139,8 @@ class TrainConfig:
     mode: str | None = None
     """max or min: which way `monitor` improves (None: min for val_loss, else max)."""
     grad_clip: float = 1.0
+    threads: int | None = None
+    """torch CPU threads while training (None: torch's default, one per core)."""
     # augmentation on the fly (training/augment.py); all 0 = off, as in the study
     augment_scale: float = 0.0
     augment_wander: float = 0.0
@@ -158,6 +179,11 @@ class TrainConfig:
         return TrainConfig(**current, hparams=hparams)
 
     @property
+    def built_balance(self) -> str:
+        """The balancing the dataset itself gets: none where the sampler draws it per epoch."""
+        return "none" if self.sampler == "balanced" else self.balance
+
+    @property
     def direction(self) -> str:
         """ "max" or "min": which way `monitor` improves."""
         return self.mode or MONITORS.get(self.monitor, "max")
@@ -175,6 +201,14 @@ class TrainConfig:
             raise BeatlabError(
                 f"'fold' must be below 'folds', got fold={self.fold}, folds={self.folds}", source
             )
+        if self.sampler == "balanced" and self.balance not in ("oversample", "smote"):
+            raise BeatlabError(
+                f"sampler 'balanced' draws what balance oversample or smote would give, "
+                f"but balance is '{self.balance}'",
+                source,
+            )
+        if self.epoch_beats is not None and self.sampler != "balanced":
+            raise BeatlabError("'epoch_beats' needs sampler 'balanced'", source)
         if self.freeze_backbone and not self.init_from:
             raise BeatlabError("'freeze_backbone' needs 'init_from' (--init-from RUN)", source)
         if (self.valid_file or self.test_file) and not self.train_file:

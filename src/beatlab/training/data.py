@@ -11,6 +11,7 @@ from beatlab.data.balance import balance as balance_beats
 from beatlab.data.build import Beats
 from beatlab.data.dataset import Dataset, load_dataset
 from beatlab.data.formats import NO_RR, read_beats
+from beatlab.data.layouts import FILE_LAYOUTS
 from beatlab.data.splits import carve
 from beatlab.errors import BeatlabError
 from beatlab.output import warn
@@ -56,7 +57,8 @@ def read_files(spec: str) -> Beats:
     xs, ys, names = [], [], []
     for item in spec.split(","):
         path = Path(item.strip())
-        x, y = read_beats(path)
+        with np.errstate(over="ignore"):  # the cast's overflow is what check_float32 reports
+            x, y = read_beats(path)
         check_float32(x, path)
         xs.append(x)
         ys.append(y)
@@ -96,7 +98,7 @@ def file_dataset(config: TrainConfig) -> Dataset:
     if valid is None:
         rest, carved = carve(np.arange(len(train)), train.y, 0.1, config.seed)
         train, valid = train.take(rest), train.take(carved)
-    train, info = balance_beats(train, config.balance, config.seed, len(classes))
+    train, info = balance_beats(train, config.built_balance, config.seed, len(classes))
     meta = {
         "source": "files",
         "train_file": config.train_file,
@@ -114,9 +116,10 @@ def dataset_for(config: TrainConfig) -> Dataset:
     if config.train_file:
         if config.hparams.get("use_rr"):
             raise BeatlabError(NO_RR, config.train_file)
-        if config.layout != "kachuee":
+        if config.layout not in FILE_LAYOUTS:
             raise BeatlabError(
-                f"beat files hold beats in the kachuee layout, not {config.layout!r}",
+                f"beat files hold beats in the kaggle layout (close to kachuee), not "
+                f"{config.layout!r}",
                 config.train_file,
             )
         ds = file_dataset(config)
@@ -129,7 +132,7 @@ def dataset_for(config: TrainConfig) -> Dataset:
             layout=config.layout,
             lead=config.lead,
             split=config.split,
-            balance=config.balance,
+            balance=config.built_balance,
             seed=config.seed,
             folds=config.folds,
             fold=config.fold,

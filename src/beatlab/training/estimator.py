@@ -79,6 +79,7 @@ class BeatClassifier(ClassifierMixin, BaseEstimator):
             lr=self.lr,
             seed=self.seed,
         )
+        config.check()  # the CLI's checks: a bad epochs or lr is one clear error, not a crash
         names = (
             CLASSES if len(self.classes_) == len(CLASSES) else tuple(str(c) for c in self.classes_)
         )

@@ -9,11 +9,12 @@ exactly as if it had never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from beatlab.output import make_console
 from beatlab.training.augment import augment
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
+from beatlab.training.sampler import epoch_sampler
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 """Called after each epoch with its number (1-based) and metrics; Ray Tune reports from here."""
@@ -42,6 +44,19 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to `threads` for a block (None: left as they are), then restored:
+    for small batches one thread per process often beats two (benchmarks/train_budget.py)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -164,6 +179,7 @@ def fit(
         )
     seed_everything(config.seed)
     tr, va = Tensors.from_beats(train), Tensors.from_beats(valid)
+    draw = epoch_sampler(train, config.sampler, config.balance, config.epoch_beats)
     weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     val_loss_fn = nn.NLLLoss(weight=weight)
@@ -182,7 +198,7 @@ def fit(
         result, first = resume.result, resume.epoch + 1
         if config.early_stopping and result.stale >= config.early_stopping:
             first = config.epochs + 1  # it had stopped early: only the ending is left to do
-    steps = (len(tr) + config.batch_size - 1) // config.batch_size
+    steps = ((len(tr) if draw is None else draw.beats) + config.batch_size - 1) // config.batch_size
     last = ""
     console = make_console()
     live = progress and console.is_terminal  # a bar only on a terminal; logs get whole lines
@@ -195,20 +211,24 @@ def fit(
         TimeRemainingColumn(),
         TextColumn("{task.fields[metrics]}"),
     )
-    with Progress(*columns, console=console, disable=not live, transient=False) as bar:
+    with (
+        Progress(*columns, console=console, disable=not live, transient=False) as bar,
+        torch_threads(config.threads),
+    ):
         task = bar.add_task("train", total=steps, epoch=0, epochs=config.epochs, metrics="")
         for epoch in range(first, config.epochs + 1):
             epoch_start = time.perf_counter()
             bar.reset(task, total=steps, epoch=epoch, epochs=config.epochs, metrics=last)
             model.train()
-            order = torch.randperm(len(tr), generator=generator)
+            part = tr if draw is None else Tensors(*draw(generator))
+            order = torch.randperm(len(part), generator=generator)
             total, seen = 0.0, 0
             for step in range(steps):
                 idx = order[step * config.batch_size : (step + 1) * config.batch_size]
                 if len(idx) < 2 and step > 0:  # BatchNorm cannot train on a batch of one
                     continue
-                logits = model(augment(tr.x[idx], config, generator), tr.rr[idx])
-                loss = loss_fn(logits, tr.y[idx])
+                logits = model(augment(part.x[idx], config, generator), part.rr[idx])
+                loss = loss_fn(logits, part.y[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:

@@ -33,6 +33,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.hyperopt import HyperOptSearch
 
+from beatlab import interrupts
 from beatlab.data.dataset import Dataset, resolve_data_dir
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
@@ -71,6 +72,8 @@ class TuneSettings:
     concurrency: int = 2
     metric: str = "val_macro_recall"
     split: str = "intra"
+    db: str = "mitdb"
+    layout: str = "kachuee"
     seed: int = 0
     limit: int | None = None
     data_dir: str | None = None
@@ -112,6 +115,8 @@ class TuneSettings:
             "model": self.model,
             "epochs": self.max_epochs,
             "split": self.split,
+            "db": self.db,
+            "layout": self.layout,
             "seed": self.seed,
             "data_dir": self.data_dir,
             "train_file": self.train_file,
@@ -324,6 +329,7 @@ def ray_connection(address: str | None) -> Iterator[None]:
             f"cannot connect to the Ray cluster at {address}: {err} (a cluster with token "
             "authentication also needs RAY_AUTH_MODE=token and its token here)"
         ) from None
+    interrupts.reinstall()  # Ray's own SIGTERM handler aborts: SIGTERM must save the search
     try:
         yield
     finally:

@@ -25,7 +25,7 @@ from beatlab.training.trainer import improved
 def trial_dataset(shared: Dataset, config: TrainConfig) -> Dataset:
     """What `dataset_for(config)` gives, from the unbalanced split: balance, then limit, in the
     same order, so that `beatlab train --config` with the trial's config sees the same beats."""
-    train, info = balance(shared.train, config.balance, config.seed, shared.num_classes)
+    train, info = balance(shared.train, config.built_balance, config.seed, shared.num_classes)
     ds = Dataset(train, shared.valid, shared.test, shared.classes, {**shared.meta, **info})
     return apply_limit(ds, config.limit, config.seed)
 

@@ -1,0 +1,48 @@
+"""SIGTERM (what `kill` and job schedulers send) handled like Ctrl+C, so that every command ends
+the same clean way: the SIGINT handler in force runs (Python's raises KeyboardInterrupt, Ray
+Tune's saves the search), and the exit status says which signal it was (130 or 143)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
+
+received: list[int] = []
+"""The SIGTERMs received while `sigterm_as_interrupt` is in force."""
+_active = [False]
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    received.append(signum)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[list[int]]:
+    """For the block: SIGTERM acts as Ctrl+C. Yields `received`, to choose the exit status."""
+    received.clear()
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        yield received
+        return
+    _active[0] = True
+    try:
+        yield received
+    finally:
+        _active[0] = False
+        signal.signal(signal.SIGTERM, previous)
+
+
+def reinstall() -> None:
+    """Take SIGTERM back after a library replaced the handler (Ray's installs one that aborts
+    the process, which would lose the search's state)."""
+    if _active[0]:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, _on_sigterm)
