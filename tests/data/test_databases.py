@@ -13,6 +13,7 @@ from beatlab.data.build import CHECKSUMS, cache_path, ensure_beats, read_cache_m
 from beatlab.data.databases import MITDB, SVDB, get_database, list_databases, parse_databases
 from beatlab.data.dataset import load_dataset
 from beatlab.data.fetch import fetch_database
+from beatlab.data.layouts import CENTRED
 from beatlab.errors import BeatlabError
 from beatlab.io import sha256_file
 
@@ -155,9 +156,8 @@ def test_building_one_database_never_touches_anothers_cache(tmp_path: Path) -> N
     _, mit_cache, _ = ensure_beats(root)
     before = hashlib.sha256(mit_cache.read_bytes()).hexdigest()
     _, sv_cache, _ = ensure_beats(root, db=SVDB)
-    _, sv_centred, _ = (
-        ensure_beats(root, db=SVDB, params=KACHUEE) if False else (None, sv_cache, None)
-    )
+    _, sv_centred, _ = ensure_beats(root, CENTRED, db=SVDB)
+    assert sv_centred != sv_cache
     assert sv_cache != mit_cache
     assert hashlib.sha256(mit_cache.read_bytes()).hexdigest() == before
     assert not ensure_beats(root)[2]  # still up to date

@@ -210,13 +210,6 @@ header_token = st.one_of(
 )
 
 
-READ_LEAD_BUG = (
-    "read_lead joins header.sig_name, which is None for a signal line without a name, and "
-    "raises TypeError (found here, reported; src/beatlab/data/build.py is not this test's)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=READ_LEAD_BUG)
 @QUICK
 @given(data=st.data())
 def test_wfdb_header(record: Path, data: st.DataObject) -> None:
@@ -241,7 +234,6 @@ def test_wfdb_header(record: Path, data: st.DataObject) -> None:
         check_record(damaged(record, tmp, "hea", "\n".join(lines).encode()))
 
 
-@pytest.mark.xfail(strict=True, reason=READ_LEAD_BUG)
 def test_wfdb_header_without_signal_names(record: Path, tmp_path: Path) -> None:
     lines = (record / "100.hea").read_text().splitlines()
     lines[1] = "100.dat 212"  # the signal's gain, ..., description (its name) cut off

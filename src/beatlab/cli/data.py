@@ -89,6 +89,14 @@ def _print_dataset(ds: Dataset) -> None:
     console.print(f"cache: {ds.meta['cache']}")
 
 
+def _check_options(**values: object) -> None:
+    """The same rules as training (`TrainConfig`), so `--seed -1` fails here as it does there."""
+    from beatlab.training.config import TrainConfig
+
+    for key, value in values.items():
+        TrainConfig().updated({key: value}, f"--{key}")
+
+
 def _print_leads(caches: list[Path]) -> None:
     """Which lead each record's beats were cut from, grouped by lead."""
     from beatlab.data.build import read_cache_metadata
@@ -152,6 +160,8 @@ def info(
     from beatlab.data.dataset import load_dataset
     from beatlab.data.formats import read_beats
 
+    _check_options(seed=seed, split=split, balance=balance, folds=folds, fold=fold, db=db)
+
     if files:
         rows = []
         for path in files:
@@ -196,6 +206,8 @@ def export(
     """Write a split in the Kaggle CSV or course Parquet layout (one file per part)."""
     from beatlab.data.dataset import load_dataset
     from beatlab.data.formats import FORMATS, write_beats
+
+    _check_options(seed=seed, split=split, balance=balance, folds=folds, fold=fold, db=db)
 
     if fmt not in FORMATS:
         raise BeatlabError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")

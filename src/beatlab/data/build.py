@@ -120,11 +120,11 @@ def read_lead(
 ) -> tuple[np.ndarray, str]:
     """The digital samples of `lead` if given, else of the first of `leads` the record has."""
     wanted = (lead,) if lead else leads
-    found = next((name for name in wanted if name in header.sig_name), None)
+    found = next((name for name in wanted if name in (header.sig_name or [])), None)
     if found is None:
         raise BeatlabError(
             f"record {base.name} has none of the leads {', '.join(wanted)} "
-            f"(it has {', '.join(header.sig_name)}; name one with --lead)",
+            f"(it has {', '.join(map(str, header.sig_name or []))}; name one with --lead)",
             base.with_suffix(".hea"),
         )
     try:

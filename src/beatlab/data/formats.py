@@ -193,11 +193,17 @@ def _to_matrix(columns: list[Any]) -> npt.NDArray[np.float64]:
 
 
 def _check_finite(table: npt.NDArray[np.float64], path: Path) -> None:
+    """Finite as float64 and still finite as the float32 every model reads (1e39 is not)."""
     bad = np.flatnonzero(~np.isfinite(table).all(axis=1))
     if bad.size:
         raise BeatlabError(
             f"NaN, empty or infinite values in {bad.size} rows (first at row {bad[0]}, 0-based)",
             path,
+        )
+    huge = np.flatnonzero((np.abs(table) > np.finfo(np.float32).max).any(axis=1))
+    if huge.size:
+        raise BeatlabError(
+            f"values beyond float32 in {huge.size} rows (first at row {huge[0]}, 0-based)", path
         )
 
 
