@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SHARED_MITDB := ../shared/data/mitdb
+SHARED := ../shared/data
 export BEATLAB_DATA_DIR ?= data
 
-.PHONY: setup data demo test lint clean
+.PHONY: setup data demo demo-intra test lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,18 +17,28 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# MIT-BIH and SVDB, copied from ../shared/data where it exists, else downloaded from PhysioNet
 data: setup
-	if [ -d $(SHARED_MITDB) ]; then $(BIN)/beatlab data fetch --from $(SHARED_MITDB); \
-	else $(BIN)/beatlab data fetch; fi
-	$(BIN)/beatlab data build
+	for db in mitdb svdb; do \
+	  if [ -d $(SHARED)/$$db ]; then $(BIN)/beatlab data fetch --db $$db --from $(SHARED)/$$db; \
+	  else $(BIN)/beatlab data fetch --db $$db; fi || exit 1; \
+	  $(BIN)/beatlab data build --db $$db || exit 1; \
+	done
 
-DEMO := runs/demo
-
-# build data -> train the default model on the intra split -> evaluate once on test -> report
+# the model for new recordings: train on MIT-BIH DS1 (validated on held-out DS1 patients),
+# evaluate once on DS2 and on every beat of SVDB, report
 demo: data
+	$(BIN)/beatlab train --config configs/new_patients.toml --runs-dir runs --name new_patients --replace
+	$(BIN)/beatlab evaluate runs/new_patients
+	$(BIN)/beatlab evaluate runs/new_patients --db svdb
+	$(BIN)/beatlab report runs/new_patients --out reports/demo
+
+# the study's paradigm: the default model on the intra split (beats of seen patients)
+demo-intra: data
 	$(BIN)/beatlab train --config configs/demo.toml --runs-dir runs --name demo --replace
-	$(BIN)/beatlab evaluate $(DEMO)
-	$(BIN)/beatlab report $(DEMO) --out reports/demo
+	$(BIN)/beatlab evaluate runs/demo
+	$(BIN)/beatlab evaluate runs/demo --db svdb
+	$(BIN)/beatlab report runs/demo --out reports/demo-intra
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

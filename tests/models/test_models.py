@@ -147,7 +147,7 @@ def test_unknown_hyperparameter() -> None:
     message = str(info.value)
     assert "unknown hyperparameter 'hiden' for model 'cnn1d_gru'" in message
     assert "did you mean 'hidden'" in message
-    known = "dropout, gru_hidden, hidden, layer_norm, num_blocks, num_layers, use_rr"
+    known = "dropout, gru_hidden, hidden, layer_norm, num_blocks, num_layers, rr_norm, use_rr"
     assert f"(known: {known})" in message
     assert "\n" not in message
 
@@ -213,6 +213,7 @@ def test_model_defaults_are_copies() -> None:
     defaults = model_defaults("cnn1d_gru")
     assert defaults == {
         "use_rr": False,
+        "rr_norm": False,
         "dropout": 0.4,
         "hidden": 64,
         "num_blocks": 5,

@@ -11,7 +11,11 @@ from beatlab.training.run import train_run
 from beatlab.training.runs import CHECKPOINT
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TRAIN_CONFIGS = [CONFIGS / "demo.toml", *sorted((CONFIGS / "study").glob("*.toml"))]
+TRAIN_CONFIGS = [
+    CONFIGS / "demo.toml",
+    CONFIGS / "new_patients.toml",
+    *sorted((CONFIGS / "study").glob("*.toml")),
+]
 
 
 def test_study_configs_hold_the_studys_settings() -> None:
@@ -52,3 +56,10 @@ def test_config_trains(path: Path, real_data_dir: Path, tmp_path: Path) -> None:
     run = train_run(config, tmp_path, name=path.stem, tracking_uri="none", progress=False)
     assert (run / CHECKPOINT).is_file()
     assert load_config(run / "config.json").model == load_config(path).model
+
+
+def test_new_patients_config_is_patient_wise_and_augmented() -> None:
+    config = load_config(CONFIGS / "new_patients.toml")
+    assert (config.split, config.layout, config.db) == ("inter", "deviation", "mitdb")
+    assert config.augment_jitter > 0 and config.augment_scale > 0
+    assert config.hparams["use_rr"] and config.hparams["rr_norm"]
