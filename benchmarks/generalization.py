@@ -118,7 +118,20 @@ def main() -> None:
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "generalization.csv", index=False)
-    markdown = table.to_markdown(index=False, missingval="–")
+    sections = []
+    for prefix, title in (
+        ("DS2", "MIT-BIH DS2, patient-wise (gross, %)"),
+        ("SVDB", "SVDB, cross-database (gross, %)"),
+        ("intra", "MIT-BIH intra, the study's split (%)"),
+    ):
+        columns = [c for c in table.columns if c.startswith(f"{prefix} ")]
+        part = table.dropna(subset=columns, how="all")[["model", *columns]] if columns else None
+        if part is None or part.empty:
+            continue
+        part = part.rename(columns={c: c[len(prefix) + 1 :] for c in columns})
+        cells = part.astype(object).where(part.notna(), "–")
+        sections.append(f"### {title}\n\n" + cells.to_markdown(index=False))
+    markdown = "\n\n".join(sections)
     (args.out / "generalization.md").write_text(markdown + "\n")
     print(markdown)
 

@@ -110,6 +110,11 @@ def test_centred_run_predicts_records_and_refuses_kachuee_files(
         )
         assert code == 2 and len(err.strip().splitlines()) == 1
         assert "use_rr" in err or "layout" in err
+        code, _, err = run_cli(
+            capsys,
+            *("evaluate", str(run), "--test-file", str(REAL_FORMATS / "mitbih_train_sample.csv")),
+        )
+        assert code == 2 and "trained on the centred layout" in err
 
 
 def test_cross_database_evaluation(

@@ -12,6 +12,7 @@ import numpy as np
 
 from beatlab.data.dataset import Dataset
 from beatlab.data.formats import NO_RR
+from beatlab.data.layouts import FILE_LAYOUTS
 from beatlab.errors import BeatlabError
 from beatlab.models import BeatModel, create_model
 from beatlab.training.config import TrainConfig
@@ -315,6 +316,13 @@ def evaluate_run(
             "cannot write the results into the run directory (no permission)", run_dir
         )
     if test_file:
+        if run.config.layout not in FILE_LAYOUTS:
+            raise BeatlabError(
+                f"beat files hold beats in the {' or '.join(FILE_LAYOUTS)} layout, but run "
+                f"{run_dir.name} was trained on the {run.config.layout} layout; evaluate it on "
+                "records (`beatlab evaluate RUN --db DB`)",
+                test_file,
+            )
         beats = read_files(test_file)
         classes = classes_for(beats.y)
         part = "file:" + ",".join(Path(f).name for f in test_file.split(","))

@@ -69,10 +69,12 @@ class Tensors:
 
     @classmethod
     def from_beats(cls, beats: Beats) -> Tensors:
+        """Shares the arrays' memory where it can; copies read-only ones (a cache read straight
+        from Parquet), which torch must not wrap."""
         return cls(
-            torch.from_numpy(np.ascontiguousarray(beats.x, dtype=np.float32)),
+            torch.from_numpy(np.require(beats.x, np.float32, ["C", "W"])),
             torch.from_numpy(beats.y.astype(np.int64)),
-            torch.from_numpy(np.ascontiguousarray(beats.rr, dtype=np.float32)),
+            torch.from_numpy(np.require(beats.rr, np.float32, ["C", "W"])),
         )
 
     def __len__(self) -> int:
