@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 
@@ -12,3 +13,10 @@ class BeatlabError(Exception):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+def unknown(what: str, name: str, known: list[str]) -> BeatlabError:
+    """'unknown <what> <name>; did you mean ...? (known: ...)': one wording for every registry."""
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return BeatlabError(f"unknown {what} {name!r}{hint} (known: {', '.join(known)})")

@@ -8,12 +8,11 @@ database is one `register_database(DatabaseSpec(...))` and nothing else.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from beatlab.errors import BeatlabError
+from beatlab.errors import BeatlabError, unknown
 
 AAMI: Mapping[str, int] = MappingProxyType(
     {
@@ -83,11 +82,7 @@ def list_databases() -> list[str]:
 def get_database(name: str) -> DatabaseSpec:
     """The spec of database `name`, or one line naming the known ones."""
     if name not in _DATABASES:
-        close = difflib.get_close_matches(name, list(_DATABASES), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise BeatlabError(
-            f"unknown database {name!r}{hint} (known: {', '.join(list_databases())})"
-        )
+        raise unknown("database", name, list_databases())
     return _DATABASES[name]
 
 

@@ -21,7 +21,6 @@ start or end of the record are zero-padded (the band-passed baseline is zero), n
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -31,7 +30,7 @@ import pandas as pd
 from scipy.signal import butter, resample_poly, sosfiltfilt
 
 from beatlab import BEAT_LENGTH
-from beatlab.errors import BeatlabError
+from beatlab.errors import BeatlabError, unknown
 
 
 @dataclass(frozen=True)
@@ -277,11 +276,7 @@ def list_layouts() -> list[str]:
 
 def get_layout(name: str) -> BuildParams:
     if name not in _LAYOUTS:
-        close = difflib.get_close_matches(name, list(_LAYOUTS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise BeatlabError(
-            f"unknown beat layout {name!r}{hint} (known: {', '.join(list_layouts())})"
-        )
+        raise unknown("beat layout", name, list_layouts())
     return _LAYOUTS[name]
 
 
