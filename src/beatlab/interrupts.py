@@ -46,3 +46,16 @@ def reinstall() -> None:
     if _active[0]:
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold Ctrl+C and SIGTERM until the block is done, so that bookkeeping that must happen
+    together (an epoch's state file, its history, the count of finished epochs) is never cut
+    in half; a signal that came meanwhile is delivered on leaving."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)

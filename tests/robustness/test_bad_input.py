@@ -566,10 +566,11 @@ def test_bad_input(
 
 @contextlib.contextmanager
 def signal_after_first_epoch(run_dir: Path, signum: int) -> Iterator[None]:
-    """Send `signum` to this process once the run has saved its first epoch."""
+    """Send `signum` to this process once the run has saved its first epoch (waiting up to
+    10 min: on a busy machine the first epoch of even a tiny run can take over a minute)."""
 
     def watch() -> None:
-        for _ in range(3000):
+        for _ in range(30_000):
             if (run_dir / RESUME).is_file():
                 os.kill(os.getpid(), signum)
                 return
@@ -594,7 +595,7 @@ def test_signal_keeps_the_finished_epochs(
             capsys,
             ws,
             *train(
-                "--name", "cut", "--epochs", "200", "--batch-size", "4", "--set", "early_stopping=0"
+                "--name", "cut", "--epochs", "999", "--batch-size", "4", "--set", "early_stopping=0"
             ),
         )
     assert code == status, err

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import wfdb
 from conftest import REAL_FORMATS, run_cli, write_record
 
 from beatlab.data.databases import MITDB
@@ -102,6 +103,25 @@ def test_centred_run_predicts_records_and_refuses_kachuee_files(
     )
     assert code == 0, err
     assert "25 beats" in text and len(out.read_text().splitlines()) == 26
+    short = tmp_path / "short"
+    short.mkdir()
+    write_record("900", short, np.random.default_rng(0), seconds=1)
+    half = tmp_path / "half"
+    half.mkdir()
+    signal = wfdb.rdrecord(str(short / "900")).p_signal[:200]
+    wfdb.wrsamp(
+        "900",
+        fs=360,
+        units=["mV", "mV"],
+        sig_name=["MLII", "V1"],
+        p_signal=signal,
+        fmt=["212", "212"],
+        write_dir=str(half),
+    )
+    code, _, err = run_cli(
+        capsys, "predict", "--run", str(run), "--record", str(half / "900"), "--out", str(out)
+    )
+    assert code == 2 and "record too short: 0.56 s" in err and len(err.strip().splitlines()) == 1
     if REAL_FORMATS.is_dir():
         code, _, err = run_cli(
             capsys,

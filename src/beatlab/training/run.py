@@ -14,6 +14,7 @@ from beatlab.data.dataset import Dataset
 from beatlab.data.formats import NO_RR
 from beatlab.data.layouts import FILE_LAYOUTS
 from beatlab.errors import BeatlabError
+from beatlab.interrupts import deferred
 from beatlab.models import BeatModel, create_model
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import classes_for, dataset_for, read_files, warn_outside
@@ -243,11 +244,12 @@ def _train_into(
 
         def state_done(state: TrainState) -> None:
             seconds = spent + time.perf_counter() - start
-            save_train_state(
-                run_dir / RESUME, state, {**bookkeeping, "train_seconds": round(seconds, 2)}
-            )
-            save_history(run_dir / HISTORY, state.result.history)
-            done[0] = state.epoch
+            with deferred():  # an interrupt sees the epoch either wholly kept or not at all
+                save_train_state(
+                    run_dir / RESUME, state, {**bookkeeping, "train_seconds": round(seconds, 2)}
+                )
+                save_history(run_dir / HISTORY, state.result.history)
+                done[0] = state.epoch
 
         result = fit(
             model,
