@@ -53,16 +53,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--layouts", nargs="*", default=["kachuee", "centred", "deviation"])
+    parser.add_argument(
+        "--features", choices=["both", "rr", "beat"], default="both", help="rows to compute"
+    )
     args = parser.parse_args()
     rows = []
     for name in args.layouts:
         beats, _, _ = ensure_beats(resolve_data_dir(args.data_dir), get_layout(name))
         ds1 = np.isin(beats.record, MITDB.splits["inter"].train)
         patients = np.array([MITDB.patient(r) for r in beats.record[ds1]])
-        for features, x in (
-            ("R-R only", beats.rr[ds1]),
-            ("R-R + beat", np.hstack([beats.rr[ds1], beats.x[ds1][:, ::6]])),
-        ):
+        variants = {
+            "rr": ("R-R only", beats.rr[ds1]),
+            "beat": ("R-R + beat", np.hstack([beats.rr[ds1], beats.x[ds1][:, ::6]])),
+        }
+        chosen = list(variants) if args.features == "both" else [args.features]
+        for features, x in (variants[key] for key in chosen):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 scores = cross_validate(x, beats.y[ds1], patients)
