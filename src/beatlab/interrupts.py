@@ -52,10 +52,27 @@ def reinstall() -> None:
 def deferred() -> Iterator[None]:
     """Hold Ctrl+C and SIGTERM until the block is done, so that bookkeeping that must happen
     together (an epoch's state file, its history, the count of finished epochs) is never cut
-    in half; a signal that came meanwhile is delivered on leaving."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    in half; a signal that came meanwhile is acted on when the block ends. Python runs signal
+    handlers in the main thread only, so the handlers are swapped (off the main thread, where
+    no handler runs, nothing needs holding)."""
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    try:
+        previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:
+        yield
+        return
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            handler = previous[signal.Signals(held[0])]
+            if callable(handler):
+                handler(held[0], None)
+            elif handler != signal.SIG_IGN:
+                raise KeyboardInterrupt

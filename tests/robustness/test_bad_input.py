@@ -576,12 +576,16 @@ def signal_after_first_epoch(run_dir: Path, signum: int) -> Iterator[None]:
                 return
             threading.Event().wait(0.02)
 
+    # Python's own Ctrl+C handler, as in a fresh `beatlab` process: a library imported by an
+    # earlier test in this process (Ray) may have left another one in place
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
         yield
     finally:
         thread.join(timeout=1)
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
