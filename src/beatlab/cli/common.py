@@ -30,6 +30,16 @@ Lead = Annotated[
     str | None,
     typer.Option(help="Use this lead for every record (default: the database's preferred ones)."),
 ]
+RunDir = Annotated[Path, typer.Option("--run", help="A run directory (from `beatlab train`).")]
+Detector = Annotated[
+    bool,
+    typer.Option(
+        "--detector",
+        "--no-annotations",
+        help="Find beats with the QRS detector even when the record has a .atr file "
+        "(which then still gives the reference labels).",
+    ),
+]
 Seed = Annotated[int, typer.Option(help="Random seed for splits, balancing and training.")]
 Split = Annotated[str, typer.Option(help="intra (beat-wise) or inter (patient-wise, de Chazal).")]
 Balance = Annotated[str, typer.Option(help="none, weights, oversample or smote (train only).")]

@@ -7,13 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from beatlab.cli.common import console, print_table
+from beatlab.cli.common import Detector, RunDir, console, print_table
 from beatlab.errors import BeatlabError
 
 if TYPE_CHECKING:
     from beatlab.deploy.predict import Predictions
-
-RunDir = Annotated[Path, typer.Option("--run", help="A run directory (from `beatlab train`).")]
 
 
 def predict(
@@ -26,15 +24,7 @@ def predict(
     parquet: Annotated[
         Path | None, typer.Option(help="Beats in the course Parquet layout.")
     ] = None,
-    detector: Annotated[
-        bool,
-        typer.Option(
-            "--detector",
-            "--no-annotations",
-            help="Find beats with the QRS detector even when the record has a .atr file "
-            "(which then still gives the reference labels).",
-        ),
-    ] = False,
+    detector: Detector = False,
     onnx: Annotated[
         Path | None,
         typer.Option(

@@ -7,22 +7,14 @@ from typing import Annotated
 
 import typer
 
-from beatlab.cli.common import console
+from beatlab.cli.common import Detector, RunDir, console
 
 
 def view(
-    run: Annotated[Path, typer.Option("--run", help="A run directory (from `beatlab train`).")],
+    run: RunDir,
     record: Annotated[Path, typer.Option(help="A WFDB record, e.g. data/mitdb/208 (.hea + .dat).")],
     out: Annotated[Path, typer.Option(help="The page to write (.html).")],
-    detector: Annotated[
-        bool,
-        typer.Option(
-            "--detector",
-            "--no-annotations",
-            help="Find beats with the QRS detector even when the record has a .atr file "
-            "(which then still gives the reference labels).",
-        ),
-    ] = False,
+    detector: Detector = False,
     lead: Annotated[
         str | None,
         typer.Option(help="The lead to classify and show (default: the run's preferred lead)."),
