@@ -24,6 +24,7 @@ from beatlab.cli.common import (
     print_table,
 )
 from beatlab.errors import BeatlabError
+from beatlab.training.config import check_options
 
 if TYPE_CHECKING:
     from beatlab.data.dataset import Dataset
@@ -89,14 +90,6 @@ def _print_dataset(ds: Dataset) -> None:
     console.print(f"cache: {ds.meta['cache']}")
 
 
-def _check_options(**values: object) -> None:
-    """The same rules as training (`TrainConfig`), so `--seed -1` fails here as it does there."""
-    from beatlab.training.config import TrainConfig
-
-    for key, value in values.items():
-        TrainConfig().updated({key: value}, f"--{key}")
-
-
 def _print_leads(caches: list[Path]) -> None:
     """Which lead each record's beats were cut from, grouped by lead."""
     from beatlab.data.build import read_cache_metadata
@@ -160,7 +153,9 @@ def info(
     from beatlab.data.dataset import load_dataset
     from beatlab.data.formats import read_beats
 
-    _check_options(seed=seed, split=split, balance=balance, folds=folds, fold=fold, db=db)
+    check_options(
+        {"seed": seed, "split": split, "balance": balance, "folds": folds, "fold": fold, "db": db}
+    )
 
     if files:
         rows = []
@@ -207,7 +202,9 @@ def export(
     from beatlab.data.dataset import load_dataset
     from beatlab.data.formats import FORMATS, write_beats
 
-    _check_options(seed=seed, split=split, balance=balance, folds=folds, fold=fold, db=db)
+    check_options(
+        {"seed": seed, "split": split, "balance": balance, "folds": folds, "fold": fold, "db": db}
+    )
 
     if fmt not in FORMATS:
         raise BeatlabError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")

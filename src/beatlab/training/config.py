@@ -233,6 +233,13 @@ class TrainConfig:
             raise BeatlabError(err.problem, source) from None
 
 
+def check_options(values: dict[str, Any]) -> None:
+    """Command-line values of other commands (`data`, `tune`) by the rules training uses, one at a
+    time, so that an error names its option (`--seed`)."""
+    for key, value in values.items():
+        TrainConfig().updated({key: value}, f"--{key}")
+
+
 def _check_data_names(config: TrainConfig, source: str | Path | None) -> None:
     """The database and beat-layout names, against their registries."""
     from beatlab.data import databases, layouts

@@ -37,7 +37,7 @@ from beatlab import interrupts
 from beatlab.data.dataset import Dataset, resolve_data_dir
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
-from beatlab.training.config import TrainConfig
+from beatlab.training.config import TrainConfig, check_options
 from beatlab.training.data import dataset_for
 from beatlab.training.run import evaluate_run
 from beatlab.training.runs import CONFIG, read_json, read_json_object, remove_run, write_json
@@ -101,9 +101,7 @@ class TuneSettings:
         ):
             if number < 1:
                 raise BeatlabError(f"{flag} must be at least 1, got {number}")
-        given: dict[str, Any] = {"seed": self.seed, "limit": self.limit, "split": self.split}
-        for name, value in given.items():
-            TrainConfig().updated({name: value}, f"--{name}")  # the ranges training uses
+        check_options({"seed": self.seed, "limit": self.limit, "split": self.split})
 
     @property
     def mode(self) -> str:
