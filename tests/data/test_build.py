@@ -90,6 +90,21 @@ def test_folds_group_records(real_data_dir: Path) -> None:
     assert set().union(*tests) == set(np.unique(beats.record))
 
 
+def test_inter_folds_cross_validate_ds1_patients_only(real_data_dir: Path) -> None:
+    """`--split inter --folds K`: every DS1 record is tested exactly once, no DS2 record is ever
+    in any part, and the training and validation parts hold other patients than the test."""
+    beats = load_beats(cache_path(real_data_dir))
+    tested: list[str] = []
+    for fold in range(5):
+        parts = split_indices(beats, "inter", folds=5, fold=fold)
+        used = set(beats.record[np.concatenate(list(parts.values()))])
+        rest = set(beats.record[np.concatenate([parts["train"], parts["valid"]])])
+        test = set(beats.record[parts["test"]])
+        assert used <= set(DS1) and not rest & test
+        tested += sorted(test)
+    assert sorted(tested) == sorted(DS1)
+
+
 def test_same_seed_same_test_set(real_data_dir: Path) -> None:
     beats = load_beats(cache_path(real_data_dir))
     a, b = split_indices(beats, seed=7), split_indices(beats, seed=7)

@@ -126,7 +126,7 @@ def load_dataset(
     """The beat dataset of `data_dir`'s database(s), built or read from cache, split and
     balanced."""
     beats, caches, patients, specs = load_beats_of(data_dir, db, layout, lead)
-    named = named_split(beats, specs) if split == "inter" and folds is None else None
+    named = named_split(beats, specs) if split == "inter" else None
     index = split_indices(
         beats,
         split,

@@ -84,30 +84,35 @@ def split_indices(
     intra: stratified random test part (20%), Kaggle-style; validation a stratified `valid_frac`
     of the rest (72/8/20). inter: the database's named patient-wise split (`named`: boolean
     masks of its train and test beats; default MIT-BIH DS1 -> DS2, paced records dropped).
-    With `folds`, test is fold `fold` of a patient-grouped, class-stratified K-fold. In the
-    patient-wise cases validation is held-out training *patients* (about `valid_frac` of the
-    beats), so early stopping and model selection see no patient of the training part.
+    With `folds`, test is fold `fold` of a patient-grouped, class-stratified K-fold: over every
+    patient, or with `inter` over the training patients of the named split only (patient-wise
+    cross-validation on DS1 that never reads DS2). In the patient-wise cases validation is
+    held-out training *patients* (about `valid_frac` of the beats), so early stopping and model
+    selection see no patient of the training part.
     `patients` gives each beat's patient (default: its record).
     """
     every = np.arange(len(beats))
     groups = beats.record if patients is None else patients
+    if split == "inter" and named is None:
+        named = (np.isin(beats.record, DS1), np.isin(beats.record, DS2))
     if folds is not None:
         if folds < 2 or not 0 <= fold < folds:
             raise BeatlabError(
                 f"need folds >= 2 and 0 <= fold < folds, got folds={folds}, fold={fold}"
             )
-        n_patients = len(np.unique(groups))
+        pool = every if named is None else every[named[0]]
+        n_patients = len(np.unique(groups[pool]))
         if folds > n_patients:
             raise BeatlabError(f"{folds} folds but only {n_patients} patients")
         kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-        rest, test = list(kfold.split(every, beats.y, groups=groups))[fold]
+        rest, test = (
+            pool[part] for part in list(kfold.split(pool, beats.y[pool], groups=groups[pool]))[fold]
+        )
     elif split == "intra":
         rest, test = carve(every, beats.y, test_frac, seed)
         train, valid = carve(np.asarray(rest), beats.y, valid_frac, seed)
         return {"train": train, "valid": valid, "test": np.sort(test)}
-    elif split == "inter":
-        if named is None:
-            named = (np.isin(beats.record, DS1), np.isin(beats.record, DS2))
+    elif split == "inter" and named is not None:
         rest, test = every[named[0]], every[named[1]]
         if len(rest) == 0 or len(test) == 0:
             raise BeatlabError("the inter split needs the MIT-BIH records of DS1 and DS2")

@@ -1,0 +1,108 @@
+"""Patient-wise cross-validation on MIT-BIH DS1: how a config does on training patients it never
+saw, without reading DS2. This is how the new-patients config is chosen.
+
+    python benchmarks/patient_cv.py --config configs/new_patients.toml [--folds 5]
+        [--fold-list 0,1] [--set key=value ...] [--tag NAME] [--threads N] [--out reports/cv]
+
+Each fold trains the config with `--split inter --folds K --fold I`: fold I of a patient-grouped,
+class-stratified K-fold over DS1 is the test part, and early stopping uses held-out patients of
+the rest. The held-out fold's beats are classified, their probabilities kept in
+`<out>/<tag>/fold<I>.npz`, and every fold found there is pooled into one AAMI EC57 table (gross
+statistics, as on DS2). `--fold-list` runs some folds only, so two processes can share the folds
+of one config on two cores; a later run with no folds to train (`--fold-list ""`) prints the
+pooled table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from beatlab import CLASSES
+from beatlab.training.config import load_config, parse_sets
+from beatlab.training.data import dataset_for
+from beatlab.training.metrics import classification_metrics
+from beatlab.training.run import train_run
+from beatlab.training.runs import load_run
+from beatlab.training.trainer import Tensors, predict_proba
+
+
+def run_fold(args: argparse.Namespace, fold: int, out: Path) -> None:
+    """Train fold `fold`, classify its held-out patients, save their labels and probabilities."""
+    changes = {"split": "inter", "folds": args.folds, "fold": fold, **parse_sets(args.set)}
+    if args.data_dir:
+        changes["data_dir"] = args.data_dir
+    if args.threads:
+        changes["threads"] = args.threads
+    config = load_config(args.config).updated(changes)
+    ds = dataset_for(config)
+    run = train_run(
+        config, out / "runs", name=f"fold{fold}", tracking_uri="none", dataset=ds, progress=False
+    )
+    test = ds.part("test")
+    proba = predict_proba(load_run(run).model, Tensors.from_beats(test))
+    history = pd.read_csv(run / "history.csv")
+    best = json.loads((run / "run.json").read_text())["best_epoch"]
+    np.savez(
+        out / f"fold{fold}.npz",
+        y=test.y,
+        proba=proba,
+        record=test.record,
+        epochs=np.array([best, len(history)]),
+    )
+
+
+def ec57(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Gross accuracy and per-class Se / +P of pooled beats."""
+    m = classification_metrics(y, proba, tuple(CLASSES))
+    row = {"beats": m["n"], "accuracy": round(m["accuracy"], 3)}
+    for c in ("N", "S", "V", "F"):
+        row[f"{c} Se"] = round(m["per_class"][c]["Se"], 3)
+        row[f"{c} +P"] = round(m["per_class"][c]["+P"], 3)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", type=Path, default=Path("configs/new_patients.toml"))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--fold-list", default=None, help="comma-separated folds to train")
+    parser.add_argument("--set", action="append", default=[], help="key=value config change")
+    parser.add_argument("--tag", default=None, help="results folder name (default: config name)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", type=Path, default=Path("reports/cv"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = args.out / (args.tag or args.config.stem)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = range(args.folds) if args.fold_list is None else args.fold_list.split(",")
+    for fold in (int(f) for f in todo if str(f).strip()):
+        run_fold(args, fold, out)
+
+    rows, ys, probas = [], [], []
+    for path in sorted(out.glob("fold*.npz")):
+        saved = np.load(path)
+        ys.append(saved["y"])
+        probas.append(saved["proba"])
+        best, ran = saved["epochs"]
+        records = ",".join(sorted({r.split(":")[-1] for r in saved["record"].tolist()}))
+        rows.append({"fold": path.stem, "records": records, "epochs": f"{best}/{ran}"})
+        rows[-1].update(ec57(saved["y"], saved["proba"]))
+    if not rows:
+        return
+    pooled = {"fold": f"pooled ({len(rows)} of {args.folds})", "records": "", "epochs": ""}
+    pooled.update(ec57(np.concatenate(ys), np.concatenate(probas)))
+    table = pd.DataFrame([*rows, pooled])
+    table.to_csv(out / "cv.csv", index=False)
+    print(table.to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
