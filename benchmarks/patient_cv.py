@@ -41,8 +41,14 @@ def run_fold(args: argparse.Namespace, fold: int, out: Path) -> None:
         changes["threads"] = args.threads
     config = load_config(args.config).updated(changes)
     ds = dataset_for(config)
-    run = train_run(
-        config, out / "runs", name=f"fold{fold}", tracking_uri="none", dataset=ds, progress=False
+    run = train_run(  # replace: a rerun of the same --tag retrains the fold (its own run only)
+        config,
+        out / "runs",
+        name=f"fold{fold}",
+        tracking_uri="none",
+        dataset=ds,
+        progress=False,
+        replace=True,
     )
     test = ds.part("test")
     proba = predict_proba(load_run(run).model, Tensors.from_beats(test))
