@@ -2,8 +2,9 @@
 run's own test part beside macro recall on the rows of a Kaggle MIT-BIH CSV (default: the 500
 real rows of `mitbih_train.csv` in ../shared/data/formats).
 
-    beatlab train --config configs/demo.toml --set layout=kaggle --set use_rr=false --name kaggle
-    python benchmarks/kaggle_model.py --run runs/kaggle [--sample FILE] [--data-dir DIR]
+    beatlab train --config configs/demo.toml --set layout=kaggle --set use_rr=false \\
+        --name kaggle_intra
+    python benchmarks/kaggle_model.py --run runs/kaggle_intra [--sample FILE] [--data-dir DIR]
 
 Kaggle's own train/test split is not beatlab's, so most sample rows are beats the model trained
 on. Each row is matched to its built beat (the `kaggle` layout rebuilds them exactly, see
