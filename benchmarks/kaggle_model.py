@@ -21,11 +21,10 @@ import numpy as np
 from kaggle_fidelity import SAMPLE, nearest
 
 from beatlab import CLASSES
-from beatlab.data.build import Beats, ensure_beats
+from beatlab.data.build import ensure_beats
 from beatlab.data.dataset import resolve_data_dir
-from beatlab.data.formats import read_beats
 from beatlab.data.layouts import get_layout
-from beatlab.training.data import dataset_for
+from beatlab.training.data import dataset_for, read_files
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import load_run
 from beatlab.training.trainer import Tensors, predict_proba
@@ -55,25 +54,18 @@ def main() -> None:
     run = load_run(args.run)
     if run.config.layout != "kaggle" or run.config.split != "intra":
         raise SystemExit(f"{args.run}: needs a run trained on layout kaggle, split intra")
-    x, y = read_beats(args.sample)
-    rows = Beats(
-        x.astype(np.float32),
-        y.astype(np.int64),
-        np.zeros((len(y), 3), np.float32),
-        np.full(len(y), ""),
-        np.full(len(y), -1, np.int64),
-    )
+    rows = read_files(str(args.sample))  # the file's beats, no R-R, as `evaluate --test-file`
     data_dir = resolve_data_dir(args.data_dir)
     built, _, _ = ensure_beats(data_dir, get_layout("kaggle"))
-    match = nearest(x, built.x)
-    exact = np.abs(built.x[match] - x).max(axis=1) < 1e-6
+    match = nearest(rows.x, built.x)
+    exact = np.abs(built.x[match] - rows.x).max(axis=1) < 1e-6
     test = dataset_for(run.config.updated({"limit": None, "data_dir": str(data_dir)})).part("test")
     in_test = np.isin(
         keys(built.record[match], built.sample[match]), keys(test.record, test.sample)
     )
 
     proba = predict_proba(run.model, Tensors.from_beats(rows))
-    print(f"{exact.sum()} of {len(y)} rows rebuilt exactly; {in_test.sum()} in the test part\n")
+    print(f"{exact.sum()} of {len(rows)} rows rebuilt exactly; {in_test.sum()} in the test part\n")
     print("| beats | n | accuracy | macro recall | Se per class (beats) |")
     print("|:--|--:|--:|--:|:--|")
     print(
