@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from conftest import run_cli, write_record
 
 from beatlab.data.formats import write_beats
@@ -33,13 +32,7 @@ from beatlab.training.runs import MARKER, RESUME
 Setup = Callable[[Path, pytest.MonkeyPatch], None]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models train 50x faster on one thread than on two busy ones (OpenMP spinning)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def snapshot(root: Path) -> dict[str, str]:
