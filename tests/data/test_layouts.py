@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beatlab.data.layouts import CENTRED, KACHUEE, get_layout, list_layouts, segment_beats
+from beatlab.data.layouts import (
+    CENTRED,
+    DEVIATION_MEDIAN_RR,
+    KACHUEE,
+    get_layout,
+    list_layouts,
+    segment_beats,
+)
 from beatlab.errors import BeatlabError
 
 FS = 360
@@ -24,7 +31,7 @@ def synthetic(
 
 
 def test_registry() -> None:
-    assert list_layouts() == ["centred", "deviation", "kachuee", "kaggle"]
+    assert list_layouts() == ["centred", "deviation", "deviation_median_rr", "kachuee", "kaggle"]
     assert get_layout("kachuee") is KACHUEE and KACHUEE.fs == 125 and KACHUEE.length == 187
     with pytest.raises(BeatlabError, match="did you mean 'centred'"):
         get_layout("centered")
@@ -52,6 +59,16 @@ def test_centred_rr_is_relative_to_the_patients_rhythm() -> None:
     slow, _ = synthetic(rr=1.5)
     _, rr_slow = segment_beats(slow, FS, synthetic(rr=1.5)[1], CENTRED)
     np.testing.assert_allclose(rr_slow[2:-2, :2], 1.0, atol=1e-3)  # no seconds: any heart rate
+
+
+def test_median_rr_keeps_normal_beats_normal_next_to_a_pause() -> None:
+    signal, peaks = synthetic(rr=1.0)
+    paused = np.delete(peaks, [10, 11])  # a 3 s pause between beats 9 and 10
+    _, rr_mean = segment_beats(signal, FS, paused, CENTRED)
+    _, rr_median = segment_beats(signal, FS, paused, DEVIATION_MEDIAN_RR)
+    assert rr_mean[12, 0] < 0.85  # the pause pulls the local mean: a normal beat looks premature
+    assert rr_median[12, 0] == pytest.approx(1.0, abs=1e-3)
+    assert rr_median[20, 2] == pytest.approx(1.0, abs=1e-3)  # the record's usual R-R is 1 s
 
 
 def test_beats_at_the_record_edges_are_padded_not_dropped() -> None:

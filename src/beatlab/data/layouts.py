@@ -67,6 +67,9 @@ class BuildParams:
     deviation: bool = False
     """centred: subtract the record's median beat, keeping how a beat differs from the patient's
     usual one (what generalises across patients) rather than the patient's own shape."""
+    rr_stat: str = "mean"
+    """centred: how the patient's usual R-R is taken, locally and over the record: mean, or median
+    (not pulled by pauses and runs of premature beats, so a premature beat stands out more)."""
 
 
 Segmenter = Callable[
@@ -241,13 +244,14 @@ def segment_centred(
         x = x - np.median(x, axis=0)
 
     prev, nxt = rr_intervals(peaks, fs, len(r))
-    local = (
-        pd.Series(prev).rolling(params.rr_local_beats, center=True, min_periods=1).mean().to_numpy()
-    )
-    mean = float(prev.mean()) if len(prev) else 0.0
+    if params.rr_stat not in ("mean", "median"):
+        raise BeatlabError(f"layout {params.name!r}: unknown rr_stat {params.rr_stat!r}")
+    window = pd.Series(prev).rolling(params.rr_local_beats, center=True, min_periods=1)
+    local = getattr(window, params.rr_stat)().to_numpy()
+    usual = float(getattr(np, params.rr_stat)(prev)) if len(prev) else 0.0
     eps = 1e-3
     rr = np.stack(
-        [prev / np.maximum(local, eps), nxt / np.maximum(local, eps), local / max(mean, eps)],
+        [prev / np.maximum(local, eps), nxt / np.maximum(local, eps), local / max(usual, eps)],
         axis=1,
     )
     return x.astype(np.float32), rr.astype(np.float32)
@@ -256,7 +260,8 @@ def segment_centred(
 SEGMENTERS: dict[str, Segmenter] = {"kachuee": segment_kachuee, "centred": segment_centred}
 RR_MEANING = {
     "kachuee": "previous, next and local mean R-R in seconds",
-    "centred": "previous and next R-R over the local mean, local mean over the record's mean",
+    "centred": "previous and next R-R over the local mean (or median, per the layout's rr_stat), "
+    "local over the record's",
 }
 """What the three R-R features of each segmentation method hold."""
 
@@ -312,6 +317,9 @@ CENTRED = register_layout(
     )
 )
 DEVIATION = register_layout(replace(CENTRED, name="deviation", deviation=True))
+DEVIATION_MEDIAN_RR = register_layout(
+    replace(DEVIATION, name="deviation_median_rr", rr_stat="median")
+)
 KAGGLE = register_layout(
     replace(
         KACHUEE,
