@@ -59,6 +59,7 @@ def run_fold(args: argparse.Namespace, fold: int, out: Path) -> None:
         y=test.y,
         proba=proba,
         record=test.record,
+        sample=test.sample,
         epochs=np.array([best, len(history)]),
     )
 

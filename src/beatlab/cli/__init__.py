@@ -13,7 +13,7 @@ from beatlab.cli.common import print_table
 from beatlab.cli.data import app as data_app
 from beatlab.cli.predict import export, predict
 from beatlab.cli.report import report
-from beatlab.cli.train import evaluate, train
+from beatlab.cli.train import ensemble, evaluate, train
 from beatlab.cli.tune import tune
 from beatlab.cli.view import view
 from beatlab.errors import BeatlabError
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.command()(train)
+app.command()(ensemble)
 app.command()(evaluate)
 app.command()(predict)
 app.command(name="export")(export)

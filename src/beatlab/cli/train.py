@@ -1,4 +1,4 @@
-"""`beatlab train` and `beatlab evaluate`."""
+"""`beatlab train`, `beatlab ensemble` and `beatlab evaluate`."""
 
 from __future__ import annotations
 
@@ -138,6 +138,24 @@ def train(
         f"{info['epochs_run']}, {info['train_seconds']:.0f} s; validation accuracy "
         f"{metrics['accuracy']:.4f}, macro recall {metrics['macro_recall']:.4f}"
     )
+
+
+def ensemble(
+    members: Annotated[
+        list[Path], typer.Argument(help="Finished runs of one model and data.", show_default=False)
+    ],
+    name: Annotated[str, typer.Option(help="Name of the ensemble's run directory.")],
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    replace: Annotated[
+        bool, typer.Option(help="Replace an earlier run of this name (a beatlab run only).")
+    ] = False,
+) -> None:
+    """Join finished runs (other seeds, or other folds of DS1) into one run that averages their
+    class probabilities; evaluate, predict, export, view and report take it like any run."""
+    from beatlab.training.ensemble import build_ensemble
+
+    run_dir = build_ensemble(members, runs_dir, name, replace=replace)
+    console.print(f"ensemble of {len(members)} runs: [bold]{run_dir}[/]")
 
 
 def evaluate(

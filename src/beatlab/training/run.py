@@ -331,6 +331,12 @@ def evaluate_run(
         where: str | Path = test_file
         warn_outside(beats.x, run.info.get("train_range"), where)
     else:
+        if "members" in run.info and part != "test":
+            raise BeatlabError(
+                f"an ensemble's members trained and stopped on different beats, so its {part} "
+                "part is not held out from all of them; evaluate its test part",
+                run_dir,
+            )
         ds = dataset if dataset is not None else dataset_for(run.config.updated({"limit": None}))
         beats, classes, where = ds.part(part), ds.classes, run_dir
     if classes != run.classes:

@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import BeatModel, create_model
+from beatlab.models.ensemble import MeanEnsemble
 from beatlab.training.config import TrainConfig
 from beatlab.training.trainer import FitResult, TrainState
 
@@ -194,13 +195,18 @@ def save_checkpoint(path: Path, model: BeatModel) -> None:
         )
 
 
-def load_model(run_dir: Path, config: TrainConfig, num_classes: int) -> BeatModel:
-    """Rebuild the architecture from the config and load the checkpoint's weights into it."""
+def load_model(run_dir: Path, config: TrainConfig, num_classes: int, members: int = 0) -> BeatModel:
+    """Rebuild the architecture from the config (`members` of it for an ensemble) and load the
+    checkpoint's weights into it."""
     path = run_dir / CHECKPOINT
     if not path.exists():
         raise BeatlabError(f"run has no checkpoint ({CHECKPOINT})", run_dir)
     try:
-        model = create_model(config.model, num_classes=num_classes, **config.hparams)
+        built = [
+            create_model(config.model, num_classes=num_classes, **config.hparams)
+            for _ in range(max(members, 1))
+        ]
+        model = MeanEnsemble(built) if members else built[0]
     except BeatlabError as err:
         raise BeatlabError(err.problem, run_dir / CONFIG) from None
     try:
@@ -244,7 +250,8 @@ class Run:
 def load_run(run_dir: Path) -> Run:
     config, info = read_run_files(run_dir)
     classes = tuple(info["classes"])
-    return Run(run_dir, config, classes, load_model(run_dir, config, len(classes)), info)
+    members = len(info.get("members", []))
+    return Run(run_dir, config, classes, load_model(run_dir, config, len(classes), members), info)
 
 
 def read_run_files(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
@@ -256,6 +263,8 @@ def read_run_files(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
     classes = info.get("classes")
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         raise BeatlabError("'classes' must be a non-empty list of class names", run_dir / RUN)
+    if not isinstance(info.get("members", []), list) or len(info.get("members", [])) == 1:
+        raise BeatlabError("'members' must be a list of two or more runs", run_dir / RUN)
     return config, info
 
 
@@ -267,6 +276,8 @@ def transfer_model(config: TrainConfig) -> tuple[str, dict[str, Any], int]:
     assert config.init_from is not None
     source = Path(config.init_from)
     src_config, info = read_run_files(source)
+    if "members" in info:
+        raise BeatlabError("is an ensemble; --init-from takes one of its members", source)
     src = {**src_config.hparams}
     given = config.hparams
     where = f"--init-from {source}"

@@ -1,0 +1,105 @@
+"""`beatlab ensemble`: one run from several finished runs, their class probabilities averaged.
+
+A model trained on a few patients depends a lot on its seed and on which held-out patients stop it
+early; the mean of a few such runs varies less from one new patient to the next. The ensemble is a
+run directory like any other, so `evaluate`, `predict`, `export`, `view` and `report` take it:
+
+runs/<name>/config.json        the members' shared config, which fixes the data and the test part
+runs/<name>/run.json           classes, and each member's name, config and best epoch (what
+                               reproduces the ensemble: retrain the members from their configs)
+runs/<name>/model.safetensors  every member's weights, as members.<i>.<tensor>
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from beatlab.errors import BeatlabError
+from beatlab.models.ensemble import MeanEnsemble
+from beatlab.training.config import TrainConfig
+from beatlab.training.runs import (
+    CONFIG,
+    RUN,
+    clean_up,
+    load_run,
+    new_run_dir,
+    package_versions,
+    save_checkpoint,
+    write_json,
+)
+
+SHARED = ("model", "hparams", "db", "layout", "lead", "split", "train_file", "test_file")
+"""What every member must share: the architecture, and the data its beats come from."""
+TEST_PART = ("seed", "folds", "fold", "valid_file")
+"""What else fixes the test part, unless the split is `inter` (whose test part, DS2, no seed or
+fold touches): members that differ here were tested on beats another member trained on."""
+
+
+def ensemble_config(configs: list[TrainConfig], paths: list[Path]) -> TrainConfig:
+    """The members' shared config, checked; with `inter`, members may come from different seeds
+    or folds of DS1, and the ensemble is tested on the split's own test part."""
+    first = configs[0].to_dict()
+    patient_wise = configs[0].split == "inter" and not configs[0].train_file
+    keys = SHARED if patient_wise else SHARED + TEST_PART
+    for config, path in zip(configs[1:], paths[1:], strict=True):
+        other = config.to_dict()
+        differ = [k for k in keys if other[k] != first[k]]
+        if differ:
+            raise BeatlabError(
+                f"differs from {paths[0].name} in {', '.join(differ)}: members of an ensemble "
+                "need one architecture and one test part",
+                path / CONFIG,
+            )
+    return configs[0].updated({"folds": None, "fold": 0}) if patient_wise else configs[0]
+
+
+def build_ensemble(
+    members: list[Path], runs_dir: Path, name: str, *, replace: bool = False
+) -> Path:
+    """Write runs_dir/<name>, the ensemble of the finished runs `members` (two or more)."""
+    if len(members) < 2:
+        raise BeatlabError(f"an ensemble needs two or more runs, got {len(members)}")
+    if len({p.resolve() for p in members}) < len(members):
+        raise BeatlabError("the same run is given twice")
+    runs = [load_run(path) for path in members]
+    for run in runs:
+        if isinstance(run.model, MeanEnsemble):
+            raise BeatlabError("is an ensemble already; give its members", run.path)
+        if run.classes != runs[0].classes:
+            raise BeatlabError(
+                f"classes {list(run.classes)} differ from {members[0].name}'s "
+                f"{list(runs[0].classes)}",
+                run.path,
+            )
+    config = ensemble_config([run.config for run in runs], members)
+    model = MeanEnsemble([run.model for run in runs])
+    ranges = [run.info.get("train_range", [0.0, 1.0]) for run in runs]
+    info: dict[str, Any] = {
+        "classes": list(runs[0].classes),
+        "members": [
+            {
+                "run": str(run.path),
+                "config": run.config.to_dict(),
+                "best_epoch": run.info.get("best_epoch"),
+                "valid": run.metrics.get("valid"),
+            }
+            for run in runs
+        ],
+        "train_seconds": round(sum(run.info.get("train_seconds", 0.0) for run in runs), 2),
+        "train_beats": runs[0].info.get("train_beats", 0),
+        "valid_beats": runs[0].info.get("valid_beats", 0),
+        "train_range": [min(r[0] for r in ranges), max(r[1] for r in ranges)],
+        "dataset": runs[0].info.get("dataset", {}),
+        "versions": package_versions(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    run_dir = new_run_dir(runs_dir, name, "ensemble", replace=replace)
+    try:
+        write_json(run_dir / CONFIG, config.to_dict())
+        save_checkpoint(run_dir / "model.safetensors", model)
+        write_json(run_dir / RUN, info)
+    except BaseException:
+        clean_up(run_dir)
+        raise
+    return run_dir

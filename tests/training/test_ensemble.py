@@ -1,0 +1,107 @@
+"""`beatlab ensemble`: finished runs joined into one run that every command takes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+
+from beatlab.training.runs import load_run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def train(
+    capsys: pytest.CaptureFixture[str], root: Path, runs: Path, name: str, *sets: str
+) -> Path:
+    code, _, err = run_cli(
+        capsys,
+        *("train", "--data-dir", str(root), "--runs-dir", str(runs), "--name", name),
+        *("--epochs", "1", "--tracking-uri", "none", "--set", "use_rr=true"),
+        *(arg for s in sets for arg in ("--set", s)),
+    )
+    assert code == 0, err
+    return runs / name
+
+
+def test_ensemble_averages_its_members_and_runs_like_a_run(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, runs = tiny_mitdb.parent, tmp_path / "runs"
+    a = train(capsys, root, runs, "a")
+    b = train(capsys, root, runs, "b", "lr=0.003", "augment_noise=0.02")
+    code, out, err = run_cli(
+        capsys, "ensemble", str(a), str(b), "--name", "e", "--runs-dir", str(runs)
+    )
+    assert code == 0, err
+    assert "ensemble of 2 runs" in out
+    e = runs / "e"
+    members = json.loads((e / "run.json").read_text())["members"]
+    assert [m["run"] for m in members] == [str(a), str(b)]
+    assert [m["config"]["lr"] for m in members] == [0.001, 0.003]
+
+    beats, rr = torch.rand(8, 187), 0.5 + torch.rand(8, 3)
+    with torch.no_grad():
+        mean = sum(load_run(r).model(beats, rr).softmax(dim=1) for r in (a, b)) / 2
+        joined = load_run(e).model(beats, rr).softmax(dim=1)
+    torch.testing.assert_close(joined, mean)
+
+    code, _, err = run_cli(capsys, "evaluate", str(e))
+    assert code == 0, err
+    assert "test" in json.loads((e / "metrics.json").read_text())
+    code, _, err = run_cli(capsys, "evaluate", str(e), "--split", "valid")
+    assert code == 2 and "not held out from all of them" in err
+    out_csv = tmp_path / "p.csv"
+    args = ("predict", "--run", str(e), "--record", str(tiny_mitdb / "100"), "--out", str(out_csv))
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert len(out_csv.read_text().splitlines()) == 26
+    code, _, err = run_cli(capsys, "export", "--run", str(e), "--out", str(tmp_path / "e.onnx"))
+    assert code == 0, err
+    assert (tmp_path / "e.onnx").is_file()
+
+
+def test_members_that_do_not_fit_together_are_refused(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, runs = tiny_mitdb.parent, tmp_path / "runs"
+    a = train(capsys, root, runs, "a")
+    seed = train(capsys, root, runs, "seed", "seed=1")  # intra: another test part
+    wide = train(capsys, root, runs, "wide", "filters=8")
+    cases = [
+        ((a, seed), "seed.*differs from a in seed"),
+        ((a, wide), "differs from a in hparams"),
+        ((a,), "needs two or more runs"),
+        ((a, a), "the same run is given twice"),
+        ((a, tmp_path / "none"), "no such run directory"),
+    ]
+    for members, problem in cases:
+        code, _, err = run_cli(
+            capsys, "ensemble", *map(str, members), "--name", "x", "--runs-dir", str(runs)
+        )
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert re.search(problem, err), err
+    assert not (runs / "x").exists()
+    b = train(capsys, root, runs, "b", "lr=0.003")
+    code, _, err = run_cli(
+        capsys, "ensemble", str(a), str(b), "--name", "e", "--runs-dir", str(runs)
+    )
+    assert code == 0, err
+    code, _, err = run_cli(
+        capsys, "ensemble", str(runs / "e"), str(a), "--name", "y", "--runs-dir", str(runs)
+    )
+    assert code == 2 and "is an ensemble already" in err
+    code, _, err = run_cli(
+        capsys, "ensemble", str(a), str(b), "--name", "e", "--runs-dir", str(runs)
+    )
+    assert code == 2 and "already exists" in err
+    code, _, err = run_cli(
+        capsys,
+        *("train", "--data-dir", str(root), "--runs-dir", str(runs), "--name", "t"),
+        *("--epochs", "1", "--tracking-uri", "none", "--init-from", str(runs / "e")),
+    )
+    assert code == 2 and "is an ensemble; --init-from takes one of its members" in err
