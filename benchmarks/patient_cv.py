@@ -11,6 +11,12 @@ the rest. The held-out fold's beats are classified, their probabilities kept in
 statistics, as on DS2). `--fold-list` runs some folds only, so two processes can share the folds
 of one config on two cores; a later run with no folds to train (`--fold-list ""`) prints the
 pooled table.
+
+    python benchmarks/patient_cv.py --mean-of TAG TAG ...
+
+prints the pooled table of the tags' mean probabilities, beat by beat: what an ensemble
+(`beatlab ensemble`) of runs with those settings, say other seeds, gives on patients none of its
+members saw (each tag's folds hold out every DS1 patient once, whatever its seed's folds are).
 """
 
 from __future__ import annotations
@@ -59,7 +65,6 @@ def run_fold(args: argparse.Namespace, fold: int, out: Path) -> None:
         y=test.y,
         proba=proba,
         record=test.record,
-        sample=test.sample,
         epochs=np.array([best, len(history)]),
     )
 
@@ -74,6 +79,28 @@ def ec57(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     return row
 
 
+def pooled(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, probabilities and records of every beat of a tag's folds, ordered by record (each
+    record's beats keep their order, so the same beat has the same place in every tag)."""
+    saved = [np.load(path) for path in sorted(folder.glob("fold*.npz"))]
+    y, proba, record = (np.concatenate([s[k] for s in saved]) for k in ("y", "proba", "record"))
+    order = np.argsort(record, kind="stable")
+    return y[order], proba[order], record[order]
+
+
+def mean_of(out: Path, tags: list[str]) -> None:
+    """The EC57 table of the tags' mean probabilities over the same beats."""
+    tables = [pooled(out / tag) for tag in tags]
+    y, _, record = tables[0]
+    for tag, (other_y, _, other_record) in zip(tags[1:], tables[1:], strict=True):
+        if not (np.array_equal(other_record, record) and np.array_equal(other_y, y)):
+            raise SystemExit(f"{tag}: not the same beats as {tags[0]} (all folds trained?)")
+    rows = [{"tag": tag, **ec57(t[0], t[1])} for tag, t in zip(tags, tables, strict=True)]
+    mean = np.mean([t[1] for t in tables], axis=0)
+    rows.append({"tag": f"mean of {len(tags)}", **ec57(y, mean)})
+    print(pd.DataFrame(rows).to_markdown(index=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=Path("configs/new_patients.toml"))
@@ -84,7 +111,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("reports/cv"))
+    parser.add_argument("--mean-of", nargs="+", default=None, help="tags to average, beat by beat")
     args = parser.parse_args()
+    if args.mean_of:
+        mean_of(args.out, args.mean_of)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out / (args.tag or args.config.stem)
