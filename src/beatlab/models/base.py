@@ -17,7 +17,8 @@ from beatlab import BEAT_LENGTH
 from beatlab.errors import BeatlabError
 
 RR_FEATURES = 3
-"""RR features per beat: previous RR, next RR, local mean RR, in seconds."""
+"""R-R features per beat: previous, next and local R-R (in seconds, or relative to the patient's
+rhythm: what each layout gives is in `beatlab.data.layouts.RR_MEANING`)."""
 
 
 def check(ok: bool, problem: str) -> None:
