@@ -10,6 +10,9 @@ import pytest
 import torch
 from conftest import run_cli
 
+from beatlab.errors import BeatlabError
+from beatlab.training.config import TrainConfig
+from beatlab.training.ensemble import ensemble_config
 from beatlab.training.runs import load_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -105,3 +108,17 @@ def test_members_that_do_not_fit_together_are_refused(
         *("--epochs", "1", "--tracking-uri", "none", "--init-from", str(runs / "e")),
     )
     assert code == 2 and "is an ensemble; --init-from takes one of its members" in err
+
+
+def test_patient_wise_members_may_differ_in_seed_and_fold() -> None:
+    """With `inter` every member only ever saw DS1, so seeds and folds may differ and the
+    ensemble is tested on DS2; elsewhere they fix the test part and must agree."""
+    inter = TrainConfig(split="inter", layout="deviation_median_rr", hparams={"use_rr": True})
+    members = [inter.updated({"seed": 1}), inter.updated({"folds": 5, "fold": 3})]
+    joined = ensemble_config([inter, *members], [Path("a"), Path("b"), Path("c")])
+    assert (joined.folds, joined.fold, joined.split) == (None, 0, "inter")
+    intra = TrainConfig(split="intra")
+    with pytest.raises(BeatlabError, match="differs from a in seed"):
+        ensemble_config([intra, intra.updated({"seed": 1})], [Path("a"), Path("b")])
+    with pytest.raises(BeatlabError, match="differs from a in layout"):
+        ensemble_config([inter, inter.updated({"layout": "deviation"})], [Path("a"), Path("b")])
