@@ -18,6 +18,7 @@ import wfdb
 from scipy.signal import resample_poly
 
 from beatlab.data.build import AAMI, BuildParams, build_beats, record_names
+from beatlab.errors import script
 
 
 def baseline(mitdb: Path, params: BuildParams = BuildParams()) -> np.ndarray:
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

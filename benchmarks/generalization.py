@@ -27,6 +27,7 @@ from beatlab.data.databases import MITDB
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout, segment_beats
 from beatlab.deploy.predict import classify
+from beatlab.errors import script
 from beatlab.training.config import load_config
 from beatlab.training.crossdb import evaluate_database
 from beatlab.training.run import evaluate_run, train_run
@@ -137,4 +138,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -23,6 +23,7 @@ from beatlab.data.build import ensure_beats
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.formats import read_beats
 from beatlab.data.layouts import get_layout
+from beatlab.errors import script
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/formats/mitbih_train_sample.csv"
 
@@ -84,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -24,6 +24,7 @@ from beatlab import CLASSES
 from beatlab.data.build import ensure_beats
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout
+from beatlab.errors import script
 from beatlab.training.data import dataset_for, read_files
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import load_run
@@ -81,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from beatlab import CLASSES
+from beatlab.errors import script
 from beatlab.training.config import load_config, parse_sets
 from beatlab.training.data import dataset_for
 from beatlab.training.metrics import classification_metrics
@@ -116,6 +117,7 @@ def main() -> None:
     if args.mean_of:
         mean_of(args.out, args.mean_of)
         return
+    load_config(args.config).updated(parse_sets(args.set)).check("--set")  # before any folder
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out / (args.tag or args.config.stem)
@@ -143,4 +145,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

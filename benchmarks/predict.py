@@ -37,6 +37,7 @@ from beatlab.deploy import (
     onnx_logits,
     onnx_session,
 )
+from beatlab.errors import script
 from beatlab.models import create_model
 from beatlab.training.config import load_config
 from beatlab.training.runs import load_run
@@ -132,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

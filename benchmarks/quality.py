@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from beatlab.errors import script
 from beatlab.training.config import load_config
 from beatlab.training.run import evaluate_run, train_run
 
@@ -73,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

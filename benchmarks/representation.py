@@ -26,6 +26,7 @@ from beatlab.data.build import ensure_beats
 from beatlab.data.databases import MITDB
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout
+from beatlab.errors import script
 
 
 def cross_validate(x: np.ndarray, y: np.ndarray, patients: np.ndarray) -> dict[str, float]:
@@ -77,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from beatlab.errors import script
 from beatlab.training.config import TrainConfig, load_config
 from beatlab.training.data import dataset_for
 from beatlab.training.run import evaluate_run, train_run
@@ -115,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -32,6 +32,7 @@ import torch
 from beatlab.data.balance import balance
 from beatlab.data.build import Beats
 from beatlab.data.dataset import Dataset, load_dataset
+from beatlab.errors import script
 from beatlab.models import create_model
 from beatlab.training.config import TrainConfig, load_config
 from beatlab.training.sampler import BalancedSampler
@@ -136,4 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

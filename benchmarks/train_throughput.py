@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from beatlab.data.dataset import load_dataset
+from beatlab.errors import script
 from beatlab.models import create_model, list_models
 from beatlab.training.config import TrainConfig
 from beatlab.training.trainer import fit
@@ -121,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -20,3 +22,13 @@ def unknown(what: str, name: str, known: list[str]) -> BeatlabError:
     close = difflib.get_close_matches(str(name), known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return BeatlabError(f"unknown {what} {name!r}{hint} (known: {', '.join(known)})")
+
+
+def script(main: Callable[[], None]) -> None:
+    """Run a benchmark script's `main` as the CLI runs a command: bad input (a mistyped `--set`,
+    a missing run) ends in one line on stderr and exit status 2, not a traceback."""
+    try:
+        main()
+    except BeatlabError as err:
+        print(f"{Path(sys.argv[0]).name}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        sys.exit(2)
