@@ -22,8 +22,8 @@ Db = Annotated[
 Layout = Annotated[
     str,
     typer.Option(
-        help="Beat layout: kachuee (the study's), kaggle (as the Kaggle files were built) or "
-        "centred (for new patients)."
+        help="Beat layout: kachuee (the study's), kaggle (as the Kaggle files were built), or "
+        "centred, deviation, deviation_median_rr (for new patients)."
     ),
 ]
 Lead = Annotated[

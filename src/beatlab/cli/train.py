@@ -32,7 +32,10 @@ def train(
     ] = None,
     layout: Annotated[
         str | None,
-        typer.Option(help="Beat layout: kachuee (default, the study's) or centred (new patients)."),
+        typer.Option(
+            help="Beat layout: kachuee (default, the study's), kaggle, or centred, deviation, "
+            "deviation_median_rr (new patients)."
+        ),
     ] = None,
     split: Annotated[str | None, typer.Option(help="intra or inter.")] = None,
     balance: Annotated[str | None, typer.Option(help="none, weights, oversample or smote.")] = None,

@@ -59,7 +59,11 @@ def tune(
         str, typer.Option(help="Database(s) to tune on; comma-separated pools them.")
     ] = "mitdb",
     layout: Annotated[
-        str, typer.Option(help="Beat layout: kachuee (the study's) or centred (new patients).")
+        str,
+        typer.Option(
+            help="Beat layout: kachuee (the study's), kaggle, or centred, deviation, "
+            "deviation_median_rr (new patients)."
+        ),
     ] = "kachuee",
     train_file: Annotated[
         str | None,

@@ -103,7 +103,7 @@ class TrainConfig:
     """Database(s) to train on; comma-separated pools them (`mitdb,svdb`)."""
     layout: str = "kachuee"
     """Beat layout (`beatlab.data.layouts`): kachuee (the study's), kaggle (as the Kaggle files
-    were built) or centred (new patients)."""
+    were built), or centred, deviation, deviation_median_rr (new patients)."""
     lead: str | None = None
     split: str = "intra"
     balance: str = "none"
