@@ -24,11 +24,22 @@ def unknown(what: str, name: str, known: list[str]) -> BeatlabError:
     return BeatlabError(f"unknown {what} {name!r}{hint} (known: {', '.join(known)})")
 
 
+def one_line(text: object) -> str:
+    """Text as one line of a terminal: how every user error is printed."""
+    return " ".join(str(text).split())
+
+
+def brief(err: BaseException) -> str:
+    """A library's exception as part of a one-line error: one line, at most 200 characters."""
+    text = one_line(err)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def script(main: Callable[[], None]) -> None:
     """Run a benchmark script's `main` as the CLI runs a command: bad input (a mistyped `--set`,
     a missing run) ends in one line on stderr and exit status 2, not a traceback."""
     try:
         main()
     except BeatlabError as err:
-        print(f"{Path(sys.argv[0]).name}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"{Path(sys.argv[0]).name}: error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)

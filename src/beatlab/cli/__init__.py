@@ -16,7 +16,7 @@ from beatlab.cli.report import report
 from beatlab.cli.train import ensemble, evaluate, train
 from beatlab.cli.tune import tune
 from beatlab.cli.view import view
-from beatlab.errors import BeatlabError
+from beatlab.errors import BeatlabError, one_line
 from beatlab.interrupts import sigterm_as_interrupt
 
 app = typer.Typer(
@@ -53,10 +53,6 @@ def models() -> None:
 
 INTERRUPTED, TERMINATED = 130, 143
 """Exit statuses after Ctrl+C (SIGINT) and SIGTERM, as a shell reports them (128 + signal)."""
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def usage_error(err: Exception) -> int:

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from beatlab import BEAT_LENGTH, CLASSES
-from beatlab.errors import BeatlabError
+from beatlab.errors import BeatlabError, brief
 from beatlab.io import writing
 
 BeatArray = npt.NDArray[np.float32]
@@ -147,7 +147,7 @@ def _read_csv(path: Path) -> npt.NDArray[np.float64]:
         if "Empty CSV" in str(exc):
             raise BeatlabError("file is empty", path) from exc
         raise BeatlabError(
-            f"cannot parse as numbers ({_one_line(exc)}); Kaggle CSVs have no header row", path
+            f"cannot parse as numbers ({brief(exc)}); Kaggle CSVs have no header row", path
         ) from exc
     if table.num_columns != _CSV_COLUMNS:
         raise BeatlabError(_column_count_problem(table.num_columns, ragged=False), path)
@@ -164,7 +164,7 @@ def _read_parquet(path: Path) -> npt.NDArray[np.float64]:
     try:
         schema = pq.read_schema(path)
     except pa.ArrowException as exc:
-        raise BeatlabError(f"not a readable Parquet file ({_one_line(exc)})", path) from exc
+        raise BeatlabError(f"not a readable Parquet file ({brief(exc)})", path) from exc
     names = set(schema.names)
     if TARGET_COLUMN not in names:
         raise BeatlabError(f"no {TARGET_COLUMN!r} column (the labels)", path)
@@ -183,7 +183,7 @@ def _read_parquet(path: Path) -> npt.NDArray[np.float64]:
     try:
         table = pq.read_table(path, columns=wanted)
     except pa.ArrowException as exc:
-        raise BeatlabError(f"not a readable Parquet file ({_one_line(exc)})", path) from exc
+        raise BeatlabError(f"not a readable Parquet file ({brief(exc)})", path) from exc
     return _to_matrix(table.columns)
 
 
@@ -247,8 +247,3 @@ def _write_parquet(tmp: Path, columns: list[pa.Array], y: npt.NDArray[Any]) -> N
 def _quote(items: list[str], *, quote: bool = True) -> str:
     shown = [repr(s) if quote else s for s in items[:_SHOW]]
     return ", ".join(shown) + (", ..." if len(items) > _SHOW else "")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 200 else text[:197] + "..."

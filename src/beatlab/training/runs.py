@@ -35,7 +35,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from beatlab.errors import BeatlabError
+from beatlab.errors import BeatlabError, brief
 from beatlab.io import writing
 from beatlab.models import BeatModel, create_model
 from beatlab.models.ensemble import MeanEnsemble
@@ -212,7 +212,7 @@ def load_model(run_dir: Path, config: TrainConfig, num_classes: int, members: in
     try:
         state = load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for damaged files
-        raise BeatlabError(f"unreadable checkpoint: {_one_line(err)}", path) from None
+        raise BeatlabError(f"unreadable checkpoint: {brief(err)}", path) from None
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     shapes = [
         k
@@ -294,11 +294,6 @@ def transfer_model(config: TrainConfig) -> tuple[str, dict[str, Any], int]:
             f"{where}, whose weights fix it; leave it out or train without --init-from"
         )
     return src_config.model, after.hparams, len(info["classes"])
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # --- resumable training state (one safetensors file: tensors, and the rest as JSON metadata) ---
@@ -391,7 +386,7 @@ def load_train_state(path: Path) -> tuple[TrainState, dict[str, Any]]:
     except OSError as err:
         raise BeatlabError(f"cannot read: {err.strerror or err}", path) from None
     except Exception as err:  # damaged or foreign file: safetensors, JSON or a missing key
-        raise BeatlabError(f"not a readable training state: {_one_line(err)}", path) from None
+        raise BeatlabError(f"not a readable training state: {brief(err)}", path) from None
     return state, meta
 
 
