@@ -31,7 +31,7 @@ import torch
 
 from beatlab import CLASSES
 from beatlab.errors import script
-from beatlab.training.config import load_config, parse_sets
+from beatlab.training.config import TrainConfig, load_config, parse_sets
 from beatlab.training.data import dataset_for
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.run import train_run
@@ -39,14 +39,22 @@ from beatlab.training.runs import load_run
 from beatlab.training.trainer import Tensors, predict_proba
 
 
-def run_fold(args: argparse.Namespace, fold: int, out: Path) -> None:
-    """Train fold `fold`, classify its held-out patients, save their labels and probabilities."""
-    changes = {"split": "inter", "folds": args.folds, "fold": fold, **parse_sets(args.set)}
+def fold_config(args: argparse.Namespace) -> TrainConfig:
+    """The config every fold trains: the file, patient-wise K-fold, the `--set` changes; checked
+    before any folder is made."""
+    changes = {"split": "inter", "folds": args.folds, **parse_sets(args.set)}
     if args.data_dir:
         changes["data_dir"] = args.data_dir
     if args.threads:
         changes["threads"] = args.threads
     config = load_config(args.config).updated(changes)
+    config.check("--set")
+    return config
+
+
+def run_fold(base: TrainConfig, fold: int, out: Path) -> None:
+    """Train fold `fold`, classify its held-out patients, save their labels and probabilities."""
+    config = base.updated({"fold": fold})
     ds = dataset_for(config)
     run = train_run(  # replace: a rerun of the same --tag retrains the fold (its own run only)
         config,
@@ -117,14 +125,14 @@ def main() -> None:
     if args.mean_of:
         mean_of(args.out, args.mean_of)
         return
-    load_config(args.config).updated(parse_sets(args.set)).check("--set")  # before any folder
+    base = fold_config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out / (args.tag or args.config.stem)
     out.mkdir(parents=True, exist_ok=True)
     todo = range(args.folds) if args.fold_list is None else args.fold_list.split(",")
     for fold in (int(f) for f in todo if str(f).strip()):
-        run_fold(args, fold, out)
+        run_fold(base, fold, out)
 
     rows, ys, probas = [], [], []
     for path in sorted(out.glob("fold*.npz")):
