@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from beatlab import CLASSES
-from beatlab.errors import script
+from beatlab.errors import BeatlabError, script
 from beatlab.training.config import TrainConfig, load_config, parse_sets
 from beatlab.training.data import dataset_for
 from beatlab.training.metrics import classification_metrics
@@ -92,6 +92,8 @@ def pooled(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels, probabilities and records of every beat of a tag's folds, ordered by record (each
     record's beats keep their order, so the same beat has the same place in every tag)."""
     saved = [np.load(path) for path in sorted(folder.glob("fold*.npz"))]
+    if not saved:
+        raise BeatlabError("no folds of patient_cv.py here (fold*.npz)", folder)
     y, proba, record = (np.concatenate([s[k] for s in saved]) for k in ("y", "proba", "record"))
     order = np.argsort(record, kind="stable")
     return y[order], proba[order], record[order]
@@ -103,7 +105,7 @@ def mean_of(out: Path, tags: list[str]) -> None:
     y, _, record = tables[0]
     for tag, (other_y, _, other_record) in zip(tags[1:], tables[1:], strict=True):
         if not (np.array_equal(other_record, record) and np.array_equal(other_y, y)):
-            raise SystemExit(f"{tag}: not the same beats as {tags[0]} (all folds trained?)")
+            raise BeatlabError(f"not the same beats as {tags[0]} (all folds trained?)", out / tag)
     rows = [{"tag": tag, **ec57(t[0], t[1])} for tag, t in zip(tags, tables, strict=True)]
     mean = np.mean([t[1] for t in tables], axis=0)
     rows.append({"tag": f"mean of {len(tags)}", **ec57(y, mean)})
