@@ -24,7 +24,7 @@ from beatlab import CLASSES
 from beatlab.data.build import ensure_beats
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout
-from beatlab.errors import script
+from beatlab.errors import BeatlabError, script
 from beatlab.training.data import dataset_for, read_files
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import load_run
@@ -54,7 +54,7 @@ def main() -> None:
 
     run = load_run(args.run)
     if run.config.layout != "kaggle" or run.config.split != "intra":
-        raise SystemExit(f"{args.run}: needs a run trained on layout kaggle, split intra")
+        raise BeatlabError("needs a run trained on layout kaggle, split intra", args.run)
     rows = read_files(str(args.sample))  # the file's beats, no R-R, as `evaluate --test-file`
     data_dir = resolve_data_dir(args.data_dir)
     built, _, _ = ensure_beats(data_dir, get_layout("kaggle"))

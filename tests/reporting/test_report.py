@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import beatlab.data
 from beatlab.reporting import write_report
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import dataset_for
+from beatlab.training.ensemble import build_ensemble
 from beatlab.training.run import evaluate_run, train_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +162,22 @@ def test_cli_writes_the_report_and_prints_its_path(
     assert f"report: {out / 'report.html'}" in stdout
     assert len(images((out / "report.html").read_text())) == RUN_FIGURES
     assert len(linked_figures((out / "report.md").read_text())) == RUN_FIGURES
+
+
+def test_an_ensemble_is_reported_with_its_members_best_epochs(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """An ensemble trained no epochs itself: its run line gives each member's best epoch, in
+    the members' order, not "best epoch – of –"."""
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other)
+    info = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**info, "best_epoch": 7}))
+    ensemble = build_ensemble([tiny_run, other], tmp_path / "runs", "ens")
+    write_report([ensemble], tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "cnn1d_resnet, ensemble of 2 runs (best epochs 1, 7), trained in" in md
+    assert "best epoch –" not in md
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ from beatlab.reporting.sources import STUDY_COLUMNS, Experiment, load_source, pl
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import per_class_rows
 from beatlab.training.plots import plot_confusion, plot_history
-from beatlab.training.runs import HISTORY, Run
+from beatlab.training.runs import HISTORY, Run, is_ensemble
 
 HTML, MARKDOWN = "report.html", "report.md"
 MAX_TRIALS = 20
@@ -248,9 +248,9 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
     doc.add(
         Heading(f"Run {label}"),
         Text(
-            f"{run.path}: {run.config.model}, best epoch {info.get('best_epoch', '–')} of "
-            f"{info.get('epochs_run', '–')}, trained in {info.get('train_seconds', '–')} s on "
-            f"{info.get('train_beats', 0):,} beats (validation: {info.get('valid_beats', 0):,})."
+            f"{run.path}: {run.config.model}, {_epochs(info)}, trained in "
+            f"{info.get('train_seconds', '–')} s on {info.get('train_beats', 0):,} beats "
+            f"(validation: {info.get('valid_beats', 0):,})."
         ),
     )
     _architecture(doc, run.model, "Architecture")
@@ -263,6 +263,17 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
     for key in sorted(k for k in metrics if k.startswith("db:")):
         _cross_database(doc, figures, label, metrics[key], key)
     _learning_curves(doc, figures, label, run.path)
+
+
+def _epochs(info: dict[str, Any]) -> str:
+    """Which epoch's weights a run kept. An ensemble trained no epochs itself: its members' best
+    epochs (from its run.json) are what say how far each was trained."""
+    if not is_ensemble(info):
+        return f"best epoch {info.get('best_epoch', '–')} of {info.get('epochs_run', '–')}"
+    members = info["members"]
+    best = [m.get("best_epoch") if isinstance(m, dict) else None for m in members]
+    epochs = ", ".join("–" if b is None else str(b) for b in best)
+    return f"ensemble of {len(members)} runs (best epochs {epochs})"
 
 
 def _cross_database(

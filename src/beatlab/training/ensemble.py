@@ -22,6 +22,7 @@ from beatlab.training.runs import (
     CONFIG,
     RUN,
     clean_up,
+    is_ensemble,
     load_run,
     new_run_dir,
     package_versions,
@@ -64,7 +65,7 @@ def build_ensemble(
         raise BeatlabError("the same run is given twice")
     runs = [load_run(path) for path in members]
     for run in runs:
-        if isinstance(run.model, MeanEnsemble):
+        if is_ensemble(run.info):
             raise BeatlabError("is an ensemble already; give its members", run.path)
         if run.classes != runs[0].classes:
             raise BeatlabError(

@@ -29,6 +29,7 @@ from beatlab.training.runs import (
     RUN,
     check_run_dir,
     clean_up,
+    is_ensemble,
     load_run,
     load_train_state,
     new_run_dir,
@@ -331,7 +332,7 @@ def evaluate_run(
         where: str | Path = test_file
         warn_outside(beats.x, run.info.get("train_range"), where)
     else:
-        if "members" in run.info and part != "test":
+        if is_ensemble(run.info) and part != "test":
             raise BeatlabError(
                 f"an ensemble's members trained and stopped on different beats, so its {part} "
                 "part is not held out from all of them; evaluate its test part",

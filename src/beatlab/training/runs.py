@@ -254,6 +254,12 @@ def load_run(run_dir: Path) -> Run:
     return Run(run_dir, config, classes, load_model(run_dir, config, len(classes), members), info)
 
 
+def is_ensemble(info: dict[str, Any]) -> bool:
+    """Whether a run is an ensemble, by its run.json (a "members" list): the one test every
+    command uses, and one that needs no model built (`--init-from` reads only the files)."""
+    return "members" in info
+
+
 def read_run_files(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
     """A run's config and run.json, checked: what every reader of a run needs first."""
     if not run_dir.is_dir():
@@ -276,7 +282,7 @@ def transfer_model(config: TrainConfig) -> tuple[str, dict[str, Any], int]:
     assert config.init_from is not None
     source = Path(config.init_from)
     src_config, info = read_run_files(source)
-    if "members" in info:
+    if is_ensemble(info):
         raise BeatlabError("is an ensemble; --init-from takes one of its members", source)
     src = {**src_config.hparams}
     given = config.hparams
