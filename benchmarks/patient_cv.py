@@ -17,6 +17,12 @@ pooled table.
 prints the pooled table of the tags' mean probabilities, beat by beat: what an ensemble
 (`beatlab ensemble`) of runs with those settings, say other seeds, gives on patients none of its
 members saw (each tag's folds hold out every DS1 patient once, whatever its seed's folds are).
+
+    python benchmarks/patient_cv.py --weigh S --grid 1 1.5 2 3 --tags TAG TAG ...
+
+prints, for each weight on the class's probability at decision (the `decision_weights`
+hyperparameter), the tags' pooled tables averaged over the tags (say three seeds of one config):
+how far a rare class can be weighted up on patients the models never saw, and at what cost.
 """
 
 from __future__ import annotations
@@ -112,6 +118,23 @@ def mean_of(out: Path, tags: list[str]) -> None:
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
+def weigh(out: Path, tags: list[str], name: str, grid: list[float]) -> None:
+    """Per weight of class `name` at decision, the mean over `tags` of their pooled tables."""
+    if name not in CLASSES:
+        raise BeatlabError(f"--weigh: unknown class {name!r} (classes: {', '.join(CLASSES)})")
+    if not grid or min(grid) <= 0:
+        raise BeatlabError(f"--grid: give weights above 0, got {grid}")
+    tables = [pooled(out / tag) for tag in tags]
+    rows = []
+    for weight in grid:
+        scale = np.ones(len(CLASSES))
+        scale[CLASSES.index(name)] = weight
+        each = pd.DataFrame([ec57(y, proba * scale) for y, proba, _ in tables])
+        rows.append({f"{name} weight": weight, **each.drop(columns="beats").mean().round(3)})
+    print(f"mean over {', '.join(tags)}")
+    print(pd.DataFrame(rows).to_markdown(index=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=Path("configs/new_patients.toml"))
@@ -123,9 +146,15 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("reports/cv"))
     parser.add_argument("--mean-of", nargs="+", default=None, help="tags to average, beat by beat")
+    parser.add_argument("--weigh", default=None, help="class to weight at decision (with --grid)")
+    parser.add_argument("--grid", nargs="+", type=float, default=[], help="weights to try")
+    parser.add_argument("--tags", nargs="+", default=[], help="tags whose tables --weigh averages")
     args = parser.parse_args()
     if args.mean_of:
         mean_of(args.out, args.mean_of)
+        return
+    if args.weigh:
+        weigh(args.out, args.tags or [args.tag or args.config.stem], args.weigh, args.grid)
         return
     base = fold_config(args)
     if args.threads:

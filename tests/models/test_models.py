@@ -147,7 +147,10 @@ def test_unknown_hyperparameter() -> None:
     message = str(info.value)
     assert "unknown hyperparameter 'hiden' for model 'cnn1d_gru'" in message
     assert "did you mean 'hidden'" in message
-    known = "dropout, gru_hidden, hidden, layer_norm, num_blocks, num_layers, rr_norm, use_rr"
+    known = (
+        "decision_weights, dropout, gru_hidden, hidden, layer_norm, num_blocks, num_layers, "
+        "rr_norm, use_rr"
+    )
     assert f"(known: {known})" in message
     assert "\n" not in message
 
@@ -209,12 +212,43 @@ def test_lenient_numbers_are_normalised() -> None:
     assert grid_tuple.hparams["grid"] == grid_list.hparams["grid"] == [12, 16]
 
 
+def test_decision_weights_reweight_probabilities_in_eval_mode_only() -> None:
+    torch.manual_seed(0)
+    plain = create_model("cnn1d_resnet", num_classes=3)
+    weighted = create_model("cnn1d_resnet", num_classes=3, decision_weights=[1, 4, 0.5])
+    weighted.load_state_dict(plain.state_dict())  # the weights are not in the checkpoint
+    x = torch.randn(6, 187)
+    plain.train(), weighted.train()
+    torch.manual_seed(1)
+    a = plain(x)
+    torch.manual_seed(1)
+    assert torch.allclose(weighted(x), a)
+    plain.eval(), weighted.eval()
+    expected = plain(x).softmax(1) * torch.tensor([1, 4, 0.5])
+    expected /= expected.sum(1, keepdim=True)
+    assert torch.allclose(weighted(x).softmax(1), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("weights", "problem"),
+    [
+        ([1, 2], "decision_weights holds 2 weights for 3 classes"),
+        ([1, 0, 1], "decision_weights must all be above 0"),
+        (2.0, "must be a list of numbers"),
+    ],
+)
+def test_bad_decision_weights_are_one_line(weights: object, problem: str) -> None:
+    with pytest.raises(BeatlabError, match=problem):
+        create_model("cnn1d_resnet", num_classes=3, decision_weights=weights)
+
+
 def test_model_defaults_are_copies() -> None:
     defaults = model_defaults("cnn1d_gru")
     assert defaults == {
         "use_rr": False,
         "rr_norm": False,
         "dropout": 0.4,
+        "decision_weights": [],
         "hidden": 64,
         "num_blocks": 5,
         "gru_hidden": 256,

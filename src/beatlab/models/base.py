@@ -6,6 +6,7 @@ transfer learning and freezing uniform across architectures.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
@@ -42,9 +43,18 @@ class BeatConfig:
     R-R (the centred layouts) varies by a few tenths around 1, too little to be heard beside
     dozens of convolutional features otherwise."""
     dropout: float = 0.0
+    decision_weights: tuple[float, ...] = ()
+    """One weight per class, multiplying its probability when the trained model decides (in eval
+    mode only: the loss never sees them). A missed premature beat costs more than a false alarm,
+    so a rare class can be weighted up after training, on held-out training patients, where
+    weighting it up in the loss would over-fit its few patients; () decides by plain argmax."""
 
     def __post_init__(self) -> None:
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        check(
+            all(math.isfinite(w) and w > 0 for w in self.decision_weights),
+            f"decision_weights must all be above 0, got {list(self.decision_weights)}",
+        )
 
 
 def config_to_dict(config: BeatConfig) -> dict[str, Any]:
@@ -65,6 +75,7 @@ class BeatModel(nn.Module):
 
     neck: nn.Module  # dense layers between features (+RR) and the head; nn.Identity if none
     head: nn.Linear  # the final classifier, replaced by reset_head
+    decision_bias: Tensor  # log of config.decision_weights, added to the logits in eval mode
 
     def __init__(self, config: BeatConfig, num_classes: int) -> None:
         super().__init__()
@@ -73,6 +84,13 @@ class BeatModel(nn.Module):
         self.use_rr = config.use_rr
         self.rr_in: nn.Module = (
             nn.BatchNorm1d(RR_FEATURES) if config.use_rr and config.rr_norm else nn.Identity()
+        )
+        self._check_decision_weights(num_classes)
+        # Not persistent: the weights come from the config, so checkpoints stay as they were.
+        self.register_buffer(
+            "decision_bias",
+            torch.tensor([math.log(w) for w in config.decision_weights], dtype=torch.float32),
+            persistent=False,
         )
 
     @property
@@ -101,7 +119,10 @@ class BeatModel(nn.Module):
         if self.use_rr:
             assert rr is not None
             z = torch.cat([z, self.rr_in(rr.to(z.dtype))], dim=1)
-        return self.head(self.neck(z))
+        logits = self.head(self.neck(z))
+        if self.training or not self.config.decision_weights:
+            return logits
+        return logits + self.decision_bias  # softmax(logits + log w) ∝ w * probabilities
 
     def _check_inputs(self, x: Tensor, rr: Tensor | None) -> None:
         if x.ndim != 2 or x.shape[1] != BEAT_LENGTH:
@@ -120,11 +141,20 @@ class BeatModel(nn.Module):
         """Swap in a freshly initialised classifier (transfer learning); the backbone is kept."""
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise BeatlabError(f"num_classes must be a positive int, got {num_classes!r}")
+        self._check_decision_weights(num_classes)
         old = self.head
         self.head = nn.Linear(
             old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype
         )
         self.num_classes = num_classes
+
+    def _check_decision_weights(self, num_classes: int) -> None:
+        given = len(self.config.decision_weights)
+        if given and given != num_classes:
+            raise BeatlabError(
+                f"model '{self.name}': decision_weights holds {given} weights for "
+                f"{num_classes} classes"
+            )
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         """Every parameter except the head's, e.g. to freeze them or give them a lower LR."""

@@ -85,7 +85,8 @@ def _make_config(cls: type[BeatModel], hparams: dict[str, Any]) -> BeatConfig:
 
 
 def _coerce(value: Any, kind: Any, key: str, model: str) -> Any:
-    """Return `value` as exactly `kind` (bool, int, float or tuple[int, ...]), or raise."""
+    """Return `value` as exactly `kind` (bool, int, float, a fixed-length tuple, or tuple[X, ...]
+    of any length), or raise."""
     is_bool = isinstance(value, bool | np.bool_)
     if kind is bool and is_bool:
         return bool(value)
@@ -98,6 +99,8 @@ def _coerce(value: Any, kind: Any, key: str, model: str) -> Any:
         return float(value)
     if get_origin(kind) is tuple and isinstance(value, list | tuple):
         args = get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key, model) for v in value)
         if len(value) == len(args):
             return tuple(_coerce(v, a, key, model) for v, a in zip(value, args, strict=True))
     raise BeatlabError(
@@ -106,7 +109,13 @@ def _coerce(value: Any, kind: Any, key: str, model: str) -> Any:
     )
 
 
+_PLURAL = {bool: "bools", int: "ints", float: "numbers"}
+
+
 def _type_name(kind: Any) -> str:
     if get_origin(kind) is tuple:
-        return f"a list of {len(get_args(kind))} ints"
+        args = get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_PLURAL.get(args[0], str(args[0]))}"
+        return f"a list of {len(args)} ints"
     return {bool: "a bool", int: "an int", float: "a number"}.get(kind, str(kind))
