@@ -365,3 +365,19 @@ def test_every_model_exports_to_onnx_with_a_free_batch(
     rr_in = rr[0].numpy() if rr else np.zeros((7, 3), np.float32)
     got = onnx_logits(onnx_session(path), beats.numpy(), rr_in)
     assert np.abs(got - expected).max() < 1e-4
+
+
+def test_onnx_export_decides_with_the_decision_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model("cnn1d_resnet", use_rr=True, decision_weights=[1, 3, 1, 1, 1]).eval()
+    path = export_model(model, CLASSES, "onnx", tmp_path / "m.onnx")
+    x, rr = torch.randn(64, 187), torch.rand(64, 3) + 0.5
+    with torch.inference_mode():
+        expected = model(x, rr).numpy()
+    got = onnx_logits(onnx_session(path, threads=1), x.numpy(), rr.numpy())
+    assert np.abs(got - expected).max() < 1e-4
+    plain = create_model("cnn1d_resnet", use_rr=True).eval()
+    plain.load_state_dict(model.state_dict())
+    with torch.inference_mode():
+        shift = expected - plain(x, rr).numpy()
+    assert np.allclose(shift, np.log([1, 3, 1, 1, 1]), atol=1e-5)

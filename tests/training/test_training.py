@@ -41,6 +41,26 @@ def test_same_seed_same_metrics(real_data_dir: Path, tmp_path: Path) -> None:
     assert metrics_of(a) != metrics_of(c)
 
 
+def test_decision_weights_leave_training_alone_and_weigh_the_trained_model(
+    real_data_dir: Path, tmp_path: Path
+) -> None:
+    config = tiny(real_data_dir, model="cnn1d_resnet", use_rr=True)
+    plain = train_run(config, tmp_path, name="plain", tracking_uri="none", progress=False)
+    weights = [1, 50, 1, 1, 1]
+    config = config.updated({"hparams": {"decision_weights": weights}})
+    weighted = train_run(config, tmp_path, name="weighted", tracking_uri="none", progress=False)
+    assert metrics_of(plain) == metrics_of(weighted)  # validation decided by plain argmax
+    for run in (plain, weighted):
+        evaluate_run(run, tracking_uri="none")
+    tests = [json.loads((run / "metrics.json").read_text())["test"] for run in (plain, weighted)]
+    assert tests[1]["per_class"]["S"]["Se"] > tests[0]["per_class"]["S"]["Se"]
+    models = [load_run(run).model.eval() for run in (plain, weighted)]
+    x, rr = torch.randn(8, 187), torch.rand(8, 3) + 0.5
+    with torch.inference_mode():
+        shift = models[1](x, rr) - models[0](x, rr)
+    assert torch.allclose(shift, torch.log(torch.tensor(weights, dtype=torch.float32)), atol=1e-5)
+
+
 def metrics_of(run: Path) -> list[dict[str, float]]:
     """Per-epoch metrics without the wall-clock columns."""
     history = pd.read_csv(run / "history.csv").drop(columns=["seconds", "val_seconds"])

@@ -5,7 +5,7 @@ in seconds) to (batch, num_classes) logits. See `list_models()` and `model_defau
 """
 
 from beatlab.models import cnn1d, cnn2d, rnn, transformer  # noqa: F401  (register the models)
-from beatlab.models.base import RR_FEATURES, BeatConfig, BeatModel
+from beatlab.models.base import RR_FEATURES, BeatConfig, BeatModel, plain_decisions
 from beatlab.models.registry import (
     check_model,
     create_model,
@@ -24,5 +24,6 @@ __all__ = [
     "describe",
     "list_models",
     "model_defaults",
+    "plain_decisions",
     "register_model",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -47,7 +48,8 @@ class BeatConfig:
     """One weight per class, multiplying its probability when the trained model decides (in eval
     mode only: the loss never sees them). A missed premature beat costs more than a false alarm,
     so a rare class can be weighted up after training, on held-out training patients, where
-    weighting it up in the loss would over-fit its few patients; () decides by plain argmax."""
+    weighting it up in the loss would over-fit its few patients; () decides by plain argmax.
+    Training's validation decides without them (`plain_decisions`)."""
 
     def __post_init__(self) -> None:
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
@@ -55,6 +57,18 @@ class BeatConfig:
             all(math.isfinite(w) and w > 0 for w in self.decision_weights),
             f"decision_weights must all be above 0, got {list(self.decision_weights)}",
         )
+
+
+@contextmanager
+def plain_decisions(model: BeatModel) -> Iterator[None]:
+    """The model decides by plain argmax inside: training validates, stops early and keeps its
+    checkpoint on the model itself, since weighting a rare class up in validation would pick the
+    epochs that over-call it; the weights are a rule for the trained model only."""
+    model.decide = False
+    try:
+        yield
+    finally:
+        model.decide = True
 
 
 def config_to_dict(config: BeatConfig) -> dict[str, Any]:
@@ -86,6 +100,7 @@ class BeatModel(nn.Module):
             nn.BatchNorm1d(RR_FEATURES) if config.use_rr and config.rr_norm else nn.Identity()
         )
         self._check_decision_weights(num_classes)
+        self.decide = True  # eval mode applies decision_weights (not inside plain_decisions)
         # Not persistent: the weights come from the config, so checkpoints stay as they were.
         self.register_buffer(
             "decision_bias",
@@ -120,7 +135,7 @@ class BeatModel(nn.Module):
             assert rr is not None
             z = torch.cat([z, self.rr_in(rr.to(z.dtype))], dim=1)
         logits = self.head(self.neck(z))
-        if self.training or not self.config.decision_weights:
+        if self.training or not self.decide or not self.config.decision_weights:
             return logits
         return logits + self.decision_bias  # softmax(logits + log w) ∝ w * probabilities
 

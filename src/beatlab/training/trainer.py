@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from beatlab.data.build import Beats
 from beatlab.errors import BeatlabError
-from beatlab.models import BeatModel
+from beatlab.models import BeatModel, plain_decisions
 from beatlab.output import make_console
 from beatlab.training.augment import augment
 from beatlab.training.config import TrainConfig
@@ -216,6 +216,7 @@ def fit(
     with (
         Progress(*columns, console=console, disable=not live, transient=False) as bar,
         torch_threads(config.threads),
+        plain_decisions(model),
     ):
         task = bar.add_task("train", total=steps, epoch=0, epochs=config.epochs, metrics="")
         for epoch in range(first, config.epochs + 1):
