@@ -42,7 +42,7 @@ def test_same_seed_same_metrics(real_data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_decision_weights_leave_training_alone_and_weigh_the_trained_model(
-    real_data_dir: Path, tmp_path: Path
+    real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tiny(real_data_dir, model="cnn1d_resnet", use_rr=True)
     plain = train_run(config, tmp_path, name="plain", tracking_uri="none", progress=False)
@@ -50,8 +50,9 @@ def test_decision_weights_leave_training_alone_and_weigh_the_trained_model(
     config = config.updated({"hparams": {"decision_weights": weights}})
     weighted = train_run(config, tmp_path, name="weighted", tracking_uri="none", progress=False)
     assert metrics_of(plain) == metrics_of(weighted)  # validation decided by plain argmax
-    for run in (plain, weighted):
-        evaluate_run(run, tracking_uri="none")
+    evaluate_run(plain, tracking_uri="none")
+    code, out, _ = run_cli(capsys, "evaluate", str(weighted), "--tracking-uri", "none")
+    assert code == 0 and "deciding with S ×50 on the class probabilities" in out
     tests = [json.loads((run / "metrics.json").read_text())["test"] for run in (plain, weighted)]
     assert tests[1]["per_class"]["S"]["Se"] > tests[0]["per_class"]["S"]["Se"]
     models = [load_run(run).model.eval() for run in (plain, weighted)]

@@ -67,3 +67,14 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
             )
         )
     console.print(table)
+
+
+def print_decision_weights(hparams: dict[str, Any], classes: tuple[str, ...] | list[str]) -> None:
+    """Say when a model does not decide by plain argmax: its per-class numbers depend on it."""
+    weights = hparams.get("decision_weights") or []
+    shown = [f"{c} ×{w:g}" for c, w in zip(classes, weights, strict=False) if w != 1]
+    if shown:
+        console.print(
+            f"deciding with {', '.join(shown)} on the class probabilities "
+            "(decision_weights in the run's config)"
+        )

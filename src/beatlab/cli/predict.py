@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from beatlab.cli.common import Detector, RunDir, console, print_table
+from beatlab.cli.common import Detector, RunDir, console, print_decision_weights, print_table
 from beatlab.errors import BeatlabError
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def predict(
         result = predict_file(trained, source, engine=engine)
     write_table(result.table(), out)
     print_summary(result, source)
+    print_decision_weights(trained.config.hparams, trained.classes)
     console.print(f"wrote {len(result):,} beats to [bold]{out}[/]")
 
 

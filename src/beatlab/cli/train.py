@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from beatlab.cli.common import DataDir, console, print_table
+from beatlab.cli.common import DataDir, console, print_decision_weights, print_table
 from beatlab.errors import BeatlabError
 from beatlab.training.config import DEFAULT_RUNS_DIR, TrainConfig, load_config, parse_sets
 
@@ -187,11 +187,15 @@ def evaluate(
         metrics = evaluate_database(run, db, data_dir)
         print_metrics(metrics, f"{run.name} on {metrics['database']}, {metrics['records']} records")
         print_table(metrics["per_record"], title="per record")
-        return
-    from beatlab.training.run import evaluate_run
+    else:
+        from beatlab.training.run import evaluate_run
 
-    metrics = evaluate_run(run, split, test_file=test_file, tracking_uri=tracking_uri)
-    print_metrics(metrics, f"{run.name} on {test_file or split}")
+        metrics = evaluate_run(run, split, test_file=test_file, tracking_uri=tracking_uri)
+        print_metrics(metrics, f"{run.name} on {test_file or split}")
+    from beatlab.training.runs import read_run_files
+
+    config, _ = read_run_files(run)
+    print_decision_weights(config.hparams, metrics["classes"])
 
 
 def print_metrics(metrics: dict[str, Any], title: str) -> None:
