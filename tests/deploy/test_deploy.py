@@ -147,6 +147,21 @@ def test_record_without_annotations_uses_the_detector(
     assert np.allclose(table[[f"p_{c}" for c in CLASSES]].sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_record_of_another_lead_is_classified_when_named(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    signal = wfdb.rdrecord(str(real_mitdb / "208"), channels=[0], sampto=20 * 360).p_signal
+    wfdb.wrsamp("chest", 360, ["mV"], ["V1"], p_signal=signal, fmt=["16"], write_dir=str(tmp_path))
+    record, out = str(tmp_path / "chest"), tmp_path / "chest.csv"
+    code, _, err = predict(capsys, tiny_run, out, "--record", record)
+    assert code == 2 and "has none of the leads" in err and "name one with --lead" in err
+    code, printed, err = predict(capsys, tiny_run, out, "--record", record, "--lead", "V1")
+    assert code == 0, err
+    assert "lead V1" in printed and len(pd.read_csv(out)) > 15
+    code, _, err = predict(capsys, tiny_run, out, "--csv", "beats.csv", "--lead", "V1")
+    assert code == 2 and "--lead applies to --record only" in err
+
+
 @pytest.mark.parametrize("flag", ["--detector", "--no-annotations"])
 def test_detector_against_annotations_gives_the_reference(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, tiny_mitdb: Path, tmp_path: Path, flag: str

@@ -25,6 +25,10 @@ def predict(
         Path | None, typer.Option(help="Beats in the course Parquet layout.")
     ] = None,
     detector: Detector = False,
+    lead: Annotated[
+        str | None,
+        typer.Option(help="The record's lead to classify (default: the run's preferred leads)."),
+    ] = None,
     onnx: Annotated[
         Path | None,
         typer.Option(
@@ -49,8 +53,8 @@ def predict(
     if len(chosen) != 1:
         raise BeatlabError("give exactly one of --record, --csv or --parquet")
     flag, source = chosen[0]
-    if detector and flag != "record":
-        raise BeatlabError("--detector applies to --record only")
+    if (detector or lead) and flag != "record":
+        raise BeatlabError(f"--{'detector' if detector else 'lead'} applies to --record only")
     table_format(out)  # a bad output suffix or folder fails before any work
     check_output(out)
     if flag != "record":
@@ -58,7 +62,7 @@ def predict(
     trained = load_run(run)
     engine = runner_for(trained, onnx).predict_proba if onnx else None
     if flag == "record":
-        result = predict_record(trained, source, detector=detector, engine=engine)
+        result = predict_record(trained, source, detector=detector, engine=engine, lead=lead)
     else:
         result = predict_file(trained, source, engine=engine)
     write_table(result.table(), out)
