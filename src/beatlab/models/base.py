@@ -168,7 +168,8 @@ class BeatModel(nn.Module):
         if given and given != num_classes:
             raise BeatlabError(
                 f"model '{self.name}': decision_weights holds {given} weights for "
-                f"{num_classes} classes"
+                f"{num_classes} classes (give one per class, or --set decision_weights=[] to "
+                "decide by plain argmax)"
             )
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
