@@ -10,7 +10,8 @@ prediction under a shifted R peak, beside published inter-patient results.
 A run given with --run must already be evaluated on its own test part (`beatlab evaluate`); its
 split (intra or inter) says which column its figures fill. `--train CONFIG` trains the config
 patient-wise (split inter) into OUT/runs and evaluates it once on DS2. SVDB figures need
-DATA_DIR/svdb (`beatlab data fetch --db svdb`); they are computed here and stored in the run.
+DATA_DIR/svdb (`beatlab data fetch --db svdb`); they are computed here and stored in the run,
+except for a run that trained on SVDB (`--db mitdb,svdb`), which gets DS2's figures only.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from beatlab.data.build import read_record
-from beatlab.data.databases import MITDB
+from beatlab.data.databases import MITDB, parse_databases
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout, segment_beats
 from beatlab.deploy.predict import classify
-from beatlab.errors import script
+from beatlab.errors import BeatlabError, script
 from beatlab.training.config import load_config
 from beatlab.training.crossdb import evaluate_database
 from beatlab.training.run import evaluate_run, train_run
@@ -93,14 +94,15 @@ def main() -> None:
         run = load_run(run_dir)
         test = run.metrics.get("test")
         if test is None:
-            raise SystemExit(f"{run_dir}: evaluate it first (beatlab evaluate {run_dir})")
+            raise BeatlabError(f"evaluate it first (beatlab evaluate {run_dir})", run_dir)
         split = "DS2" if run.config.split == "inter" else "intra"
         row: dict[str, Any] = {"model": label, "layout": run.config.layout, "split": split}
         row.update(figures(test, split))
         if split == "DS2":
             stable = shift_stability(run, data_dir, MITDB.splits["inter"].test, args.shift)
             row[f"DS2 same class at ±{args.shift}"] = round(100 * stable, 1)
-        if (data_dir / "svdb").is_dir():
+        trained_on = {spec.name for spec in parse_databases(run.config.db)}
+        if (data_dir / "svdb").is_dir() and "svdb" not in trained_on:
             row.update(figures(evaluate_database(run_dir, "svdb", data_dir), "SVDB"))
         rows.append(row)
         print(row, flush=True)
