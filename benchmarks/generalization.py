@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 
 from beatlab.data.build import read_record
-from beatlab.data.databases import MITDB, parse_databases
+from beatlab.data.databases import MITDB
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout, segment_beats
 from beatlab.deploy.predict import classify
 from beatlab.errors import BeatlabError, script
 from beatlab.training.config import load_config
-from beatlab.training.crossdb import evaluate_database
+from beatlab.training.crossdb import evaluate_database, trained_on
 from beatlab.training.run import evaluate_run, train_run
 from beatlab.training.runs import Run, load_run
 
@@ -101,8 +101,7 @@ def main() -> None:
         if split == "DS2":
             stable = shift_stability(run, data_dir, MITDB.splits["inter"].test, args.shift)
             row[f"DS2 same class at ±{args.shift}"] = round(100 * stable, 1)
-        trained_on = {spec.name for spec in parse_databases(run.config.db)}
-        if (data_dir / "svdb").is_dir() and "svdb" not in trained_on:
+        if (data_dir / "svdb").is_dir() and not trained_on(run.config, "svdb"):
             row.update(figures(evaluate_database(run_dir, "svdb", data_dir), "SVDB"))
         rows.append(row)
         print(row, flush=True)

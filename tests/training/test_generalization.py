@@ -15,6 +15,7 @@ from conftest import REAL_FORMATS, run_cli, write_record
 from beatlab.data.databases import MITDB
 from beatlab.training.augment import augment
 from beatlab.training.config import TrainConfig
+from beatlab.training.crossdb import trained_on
 from beatlab.training.data import dataset_for
 from beatlab.training.run import train_run
 
@@ -165,3 +166,9 @@ def test_cross_database_evaluation(
     assert code == 2 and "trained on mitdb" in err
     code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--db", "nodb")
     assert code == 2 and "unknown database 'nodb'" in err
+
+
+def test_a_run_trained_on_a_database_is_not_evaluated_on_it_as_unseen() -> None:
+    assert trained_on(TrainConfig(db="mitdb,svdb"), "svdb")
+    assert not trained_on(TrainConfig(db="mitdb"), "svdb")
+    assert not trained_on(TrainConfig(db="svdb", train_file="beats.csv"), "svdb")

@@ -18,6 +18,7 @@ from beatlab.data.databases import get_database
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout
 from beatlab.errors import BeatlabError
+from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import METRICS, load_run, read_json, write_json
 from beatlab.training.trainer import Tensors, predict_proba
@@ -46,6 +47,11 @@ def per_record(
     return rows
 
 
+def trained_on(config: TrainConfig, db: str) -> bool:
+    """Whether a run's training beats came from database `db` (then none of it is unseen)."""
+    return db in config.db.split(",") and not config.train_file
+
+
 def evaluate_database(
     run_dir: Path, db: str, data_dir: Path | None = None, lead: str | None = None
 ) -> dict[str, Any]:
@@ -57,7 +63,7 @@ def evaluate_database(
             run_dir,
         )
     spec = get_database(db)
-    if db in run.config.db.split(",") and not run.config.train_file:
+    if trained_on(run.config, db):
         raise BeatlabError(
             f"the run was trained on {db}; evaluate it with its own test part instead", run_dir
         )
