@@ -19,10 +19,13 @@ prints the pooled table of the tags' mean probabilities, beat by beat: what an e
 members saw (each tag's folds hold out every DS1 patient once, whatever its seed's folds are).
 
     python benchmarks/patient_cv.py --weigh S --grid 1 1.5 2 3 --tags TAG TAG ...
+    python benchmarks/patient_cv.py --weigh S --grid 1 1.5 2 3 --mean-of TAG TAG ...
 
 prints, for each weight on the class's probability at decision (the `decision_weights`
-hyperparameter), the tags' pooled tables averaged over the tags (say three seeds of one config):
-how far a rare class can be weighted up on patients the models never saw, and at what cost.
+hyperparameter), the tags' pooled tables averaged over the tags (say three seeds of one config),
+or with --mean-of the table of their mean probabilities (the ensemble of those seeds, which
+decides on that mean: `beatlab ensemble --decision-weights`): how far a rare class can be
+weighted up on patients the models never saw, and at what cost.
 """
 
 from __future__ import annotations
@@ -105,33 +108,42 @@ def pooled(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return y[order], proba[order], record[order]
 
 
-def mean_of(out: Path, tags: list[str]) -> None:
-    """The EC57 table of the tags' mean probabilities over the same beats."""
+def same_beats(out: Path, tags: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The tags' pooled folds, checked to hold the same beats in the same order."""
     tables = [pooled(out / tag) for tag in tags]
     y, _, record = tables[0]
     for tag, (other_y, _, other_record) in zip(tags[1:], tables[1:], strict=True):
         if not (np.array_equal(other_record, record) and np.array_equal(other_y, y)):
             raise BeatlabError(f"not the same beats as {tags[0]} (all folds trained?)", out / tag)
+    return tables
+
+
+def mean_of(out: Path, tags: list[str]) -> None:
+    """The EC57 table of the tags' mean probabilities over the same beats."""
+    tables = same_beats(out, tags)
     rows = [{"tag": tag, **ec57(t[0], t[1])} for tag, t in zip(tags, tables, strict=True)]
     mean = np.mean([t[1] for t in tables], axis=0)
-    rows.append({"tag": f"mean of {len(tags)}", **ec57(y, mean)})
+    rows.append({"tag": f"mean of {len(tags)}", **ec57(tables[0][0], mean)})
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
-def weigh(out: Path, tags: list[str], name: str, grid: list[float]) -> None:
-    """Per weight of class `name` at decision, the mean over `tags` of their pooled tables."""
+def weigh(out: Path, tags: list[str], name: str, grid: list[float], ensemble: bool) -> None:
+    """Per weight of class `name` at decision, the mean over `tags` of their pooled tables, or
+    with `ensemble` the table of the tags' mean probabilities (as `beatlab ensemble` decides)."""
     if name not in CLASSES:
         raise BeatlabError(f"--weigh: unknown class {name!r} (classes: {', '.join(CLASSES)})")
     if not grid or min(grid) <= 0:
         raise BeatlabError(f"--grid: give weights above 0, got {grid}")
-    tables = [pooled(out / tag) for tag in tags]
+    tables = same_beats(out, tags)
+    if ensemble:
+        tables = [(tables[0][0], np.mean([t[1] for t in tables], axis=0), tables[0][2])]
     rows = []
     for weight in grid:
         scale = np.ones(len(CLASSES))
         scale[CLASSES.index(name)] = weight
         each = pd.DataFrame([ec57(y, proba * scale) for y, proba, _ in tables])
         rows.append({f"{name} weight": weight, **each.drop(columns="beats").mean().round(3)})
-    print(f"mean over {', '.join(tags)}")
+    print(f"{'the ensemble of' if ensemble else 'mean over'} {', '.join(tags)}")
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
@@ -150,11 +162,12 @@ def main() -> None:
     parser.add_argument("--grid", nargs="+", type=float, default=[], help="weights to try")
     parser.add_argument("--tags", nargs="+", default=[], help="tags whose tables --weigh averages")
     args = parser.parse_args()
+    if args.weigh:
+        tags = args.mean_of or args.tags or [args.tag or args.config.stem]
+        weigh(args.out, tags, args.weigh, args.grid, ensemble=bool(args.mean_of))
+        return
     if args.mean_of:
         mean_of(args.out, args.mean_of)
-        return
-    if args.weigh:
-        weigh(args.out, args.tags or [args.tag or args.config.stem], args.weigh, args.grid)
         return
     base = fold_config(args)
     if args.threads:

@@ -122,3 +122,46 @@ def test_patient_wise_members_may_differ_in_seed_and_fold() -> None:
         ensemble_config([intra, intra.updated({"seed": 1})], [Path("a"), Path("b")])
     with pytest.raises(BeatlabError, match="differs from a in layout"):
         ensemble_config([inter, inter.updated({"layout": "deviation"})], [Path("a"), Path("b")])
+
+
+def test_ensemble_decides_with_its_own_weights_on_its_members_plain_mean(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Members weighted S x3 average into an ensemble weighted S x4: the weight applies once, to
+    the mean of the members' plain probabilities (what patient_cv.py --weigh --mean-of measures)."""
+    root, runs = tiny_mitdb.parent, tmp_path / "runs"
+    a = train(capsys, root, runs, "a", "decision_weights=[1,3,1,1,1]")
+    b = train(capsys, root, runs, "b", "decision_weights=[1,3,1,1,1]", "lr=0.003")
+    args = ("ensemble", str(a), str(b), "--runs-dir", str(runs), "--name")
+    code, out, err = run_cli(capsys, *args, "e", "--decision-weights", "1, 4, 1, 1, 1")
+    assert code == 0, err
+    assert "deciding with S ×4" in out
+    assert json.loads((runs / "e" / "config.json").read_text())["hparams"]["decision_weights"] == [
+        1,
+        4,
+        1,
+        1,
+        1,
+    ]
+    beats, rr = torch.rand(8, 187), 0.5 + torch.rand(8, 3)
+    members = [load_run(r).model for r in (a, b)]
+    with torch.no_grad():
+        plain = []
+        for member in members:
+            member.decide = False
+            plain.append(member(beats, rr).softmax(dim=1))
+        weighted = (plain[0] + plain[1]) / 2 * torch.tensor([1.0, 4.0, 1.0, 1.0, 1.0])
+        joined = load_run(runs / "e").model(beats, rr).softmax(dim=1)
+    torch.testing.assert_close(joined, weighted / weighted.sum(dim=1, keepdim=True))
+
+    code, out, err = run_cli(capsys, *args, "same")
+    assert code == 0, err
+    assert "deciding with S ×3" in out  # by default the members' weights
+    code, out, err = run_cli(capsys, *args, "plain", "--decision-weights", "")
+    assert code == 0, err
+    assert "deciding" not in out
+    for given, problem in (("1,4", "2 weights for 5 classes"), ("1,0,1,1,1", "above 0")):
+        code, _, err = run_cli(capsys, *args, "bad", "--decision-weights", given)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert problem in err and "--decision-weights" in err, err
+    assert not (runs / "bad").exists()

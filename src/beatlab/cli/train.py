@@ -10,7 +10,13 @@ import typer
 
 from beatlab.cli.common import DataDir, console, print_decision_weights, print_table
 from beatlab.errors import BeatlabError
-from beatlab.training.config import DEFAULT_RUNS_DIR, TrainConfig, load_config, parse_sets
+from beatlab.training.config import (
+    DEFAULT_RUNS_DIR,
+    TrainConfig,
+    load_config,
+    parse_sets,
+    parse_value,
+)
 
 RunsDir = Annotated[Path, typer.Option(help="Where run directories (and mlflow.db) go.")]
 TrackingUri = Annotated[
@@ -149,6 +155,13 @@ def ensemble(
     ],
     name: Annotated[str, typer.Option(help="Name of the ensemble's run directory.")],
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    decision_weights: Annotated[
+        str | None,
+        typer.Option(
+            help="One weight per class on the mean probabilities when the ensemble decides, "
+            "comma-separated (e.g. 1,4,1,1,1); '' decides by plain argmax. Default: the members'."
+        ),
+    ] = None,
     replace: Annotated[
         bool, typer.Option(help="Replace an earlier run of this name (a beatlab run only).")
     ] = False,
@@ -156,9 +169,13 @@ def ensemble(
     """Join finished runs (other seeds, or other folds of DS1) into one run that averages their
     class probabilities; evaluate, predict, export, view and report take it like any run."""
     from beatlab.training.ensemble import build_ensemble
+    from beatlab.training.runs import read_run_files
 
-    run_dir = build_ensemble(members, runs_dir, name, replace=replace)
+    weights = None if decision_weights is None else parse_value(f"[{decision_weights}]")
+    run_dir = build_ensemble(members, runs_dir, name, decision_weights=weights, replace=replace)
     console.print(f"ensemble of {len(members)} runs: [bold]{run_dir}[/]")
+    config, info = read_run_files(run_dir)
+    print_decision_weights(config.hparams, info["classes"])
 
 
 def evaluate(

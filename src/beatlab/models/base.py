@@ -134,10 +134,14 @@ class BeatModel(nn.Module):
         if self.use_rr:
             assert rr is not None
             z = torch.cat([z, self.rr_in(rr.to(z.dtype))], dim=1)
-        logits = self.head(self.neck(z))
+        return self.decided(self.head(self.neck(z)))
+
+    def decided(self, logits: Tensor) -> Tensor:
+        """The logits the trained model decides on: + log(decision_weights) in eval mode, so that
+        softmax gives w * probabilities, renormalised; as they are in training."""
         if self.training or not self.decide or not self.config.decision_weights:
             return logits
-        return logits + self.decision_bias  # softmax(logits + log w) ∝ w * probabilities
+        return logits + self.decision_bias
 
     def _check_inputs(self, x: Tensor, rr: Tensor | None) -> None:
         if x.ndim != 2 or x.shape[1] != BEAT_LENGTH:

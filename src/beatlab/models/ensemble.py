@@ -5,6 +5,7 @@ Not in the registry: an ensemble is assembled from finished runs, never trained 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -15,27 +16,39 @@ from beatlab.models.base import BeatModel
 
 class MeanEnsemble(BeatModel):
     """Averages its members' class probabilities and returns their log, so that softmax and
-    argmax of its output read like any model's logits (and an ONNX export holds one graph)."""
+    argmax of its output read like any model's logits (and an ONNX export holds one graph).
+
+    It decides with its own `decision_weights` (by default the first member's) on the mean of
+    its members' plain probabilities: averaging pulls a rare class's probability down, so an
+    ensemble's weight is chosen for the ensemble, not taken from its members."""
 
     name = "ensemble"
 
-    def __init__(self, members: list[BeatModel]) -> None:
+    def __init__(
+        self, members: list[BeatModel], decision_weights: tuple[float, ...] | None = None
+    ) -> None:
         first = members[0]
-        super().__init__(first.config, first.num_classes)
+        config = first.config
+        if decision_weights is not None:
+            config = dataclasses.replace(config, decision_weights=tuple(decision_weights))
+        super().__init__(config, first.num_classes)
         self.rr_in = nn.Identity()  # each member standardises the R-R features itself
+        for member in members:
+            member.decide = False
         self.members = nn.ModuleList(members)
 
     @property
     def hparams(self) -> dict[str, Any]:
         first = self.members[0]
         assert isinstance(first, BeatModel)
-        return {"members": len(self.members), "member": first.name, **first.hparams}
+        own = {"decision_weights": list(self.config.decision_weights)}
+        return {"members": len(self.members), "member": first.name, **first.hparams, **own}
 
     def forward(self, x: Tensor, rr: Tensor | None = None) -> Tensor:
         if not torch.jit.is_tracing():
             self._check_inputs(x, rr)
         proba = torch.stack([m(x, rr).softmax(dim=1) for m in self.members]).mean(dim=0)
-        return proba.clamp_min(1e-12).log()
+        return self.decided(proba.clamp_min(1e-12).log())
 
     def reset_head(self, num_classes: int) -> None:
         raise NotImplementedError("an ensemble has no single head: transfer from one member")

@@ -56,9 +56,17 @@ def ensemble_config(configs: list[TrainConfig], paths: list[Path]) -> TrainConfi
 
 
 def build_ensemble(
-    members: list[Path], runs_dir: Path, name: str, *, replace: bool = False
+    members: list[Path],
+    runs_dir: Path,
+    name: str,
+    *,
+    decision_weights: list[float] | None = None,
+    replace: bool = False,
 ) -> Path:
-    """Write runs_dir/<name>, the ensemble of the finished runs `members` (two or more)."""
+    """Write runs_dir/<name>, the ensemble of the finished runs `members` (two or more).
+
+    `decision_weights` (default: the members') weigh the mean of the members' plain probabilities
+    when the ensemble decides; they are the one setting an ensemble has of its own."""
     if len(members) < 2:
         raise BeatlabError(f"an ensemble needs two or more runs, got {len(members)}")
     if len({p.resolve() for p in members}) < len(members):
@@ -74,7 +82,17 @@ def build_ensemble(
                 run.path,
             )
     config = ensemble_config([run.config for run in runs], members)
-    model = MeanEnsemble([run.model for run in runs])
+    if decision_weights is not None:
+        config = config.updated({"hparams": {"decision_weights": decision_weights}})
+        config.check("--decision-weights")
+    weights = tuple(config.hparams.get("decision_weights", ()))
+    if weights and len(weights) != len(runs[0].classes):
+        raise BeatlabError(
+            f"{len(weights)} weights for {len(runs[0].classes)} classes "
+            f"({', '.join(runs[0].classes)}): give one per class, or '' to decide by plain argmax",
+            "--decision-weights",
+        )
+    model = MeanEnsemble([run.model for run in runs], weights)
     ranges = [run.info.get("train_range", [0.0, 1.0]) for run in runs]
     info: dict[str, Any] = {
         "classes": list(runs[0].classes),
