@@ -160,7 +160,11 @@ def test_ensemble_decides_with_its_own_weights_on_its_members_plain_mean(
     code, out, err = run_cli(capsys, *args, "plain", "--decision-weights", "")
     assert code == 0, err
     assert "deciding" not in out
-    for given, problem in (("1,4", "2 weights for 5 classes"), ("1,0,1,1,1", "above 0")):
+    for given, problem in (
+        ("1,4", "2 weights for 5 classes"),
+        ("1,0,1,1,1", "above 0"),
+        ("1,x", "expected comma-separated numbers, got '1,x'"),
+    ):
         code, _, err = run_cli(capsys, *args, "bad", "--decision-weights", given)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert problem in err and "--decision-weights" in err, err

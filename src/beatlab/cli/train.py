@@ -10,13 +10,7 @@ import typer
 
 from beatlab.cli.common import DataDir, console, print_decision_weights, print_table
 from beatlab.errors import BeatlabError
-from beatlab.training.config import (
-    DEFAULT_RUNS_DIR,
-    TrainConfig,
-    load_config,
-    parse_sets,
-    parse_value,
-)
+from beatlab.training.config import DEFAULT_RUNS_DIR, TrainConfig, load_config, parse_sets
 
 RunsDir = Annotated[Path, typer.Option(help="Where run directories (and mlflow.db) go.")]
 TrackingUri = Annotated[
@@ -171,11 +165,21 @@ def ensemble(
     from beatlab.training.ensemble import build_ensemble
     from beatlab.training.runs import read_run_files
 
-    weights = None if decision_weights is None else parse_value(f"[{decision_weights}]")
+    weights = None if decision_weights is None else parse_weights(decision_weights)
     run_dir = build_ensemble(members, runs_dir, name, decision_weights=weights, replace=replace)
     console.print(f"ensemble of {len(members)} runs: [bold]{run_dir}[/]")
     config, info = read_run_files(run_dir)
     print_decision_weights(config.hparams, info["classes"])
+
+
+def parse_weights(text: str) -> list[float]:
+    """`1,4,1,1,1` -> [1.0, 4.0, 1.0, 1.0, 1.0]; '' -> [] (plain argmax)."""
+    try:
+        return [float(w) for w in text.split(",")] if text.strip() else []
+    except ValueError:
+        raise BeatlabError(
+            f"expected comma-separated numbers, got {text!r}", "--decision-weights"
+        ) from None
 
 
 def evaluate(
