@@ -164,19 +164,23 @@ def test_cli_writes_the_report_and_prints_its_path(
     assert len(linked_figures((out / "report.md").read_text())) == RUN_FIGURES
 
 
-def test_an_ensemble_is_reported_with_its_members_best_epochs(
+def test_an_ensemble_is_reported_with_its_members_best_epochs_and_beats(
     tiny_run: Path, tmp_path: Path
 ) -> None:
-    """An ensemble trained no epochs itself: its run line gives each member's best epoch, in
-    the members' order, not "best epoch – of –"."""
+    """An ensemble trained no epochs itself: its run line gives each member's best epoch and
+    beats, in the members' order (seeds hold out other patients), not "best epoch – of –"."""
     other = tmp_path / "other"
     shutil.copytree(tiny_run, other)
     info = json.loads((other / "run.json").read_text())
-    (other / "run.json").write_text(json.dumps({**info, "best_epoch": 7}))
+    first = (info["train_beats"], info["valid_beats"])
+    (other / "run.json").write_text(
+        json.dumps({**info, "best_epoch": 7, "train_beats": 1234, "valid_beats": 56})
+    )
     ensemble = build_ensemble([tiny_run, other], tmp_path / "runs", "ens")
     write_report([ensemble], tmp_path / "report")
     md = (tmp_path / "report" / "report.md").read_text()
     assert "cnn1d_resnet, ensemble of 2 runs (best epochs 1, 7), trained in" in md
+    assert f"on {first[0]:,} / 1,234 beats (validation: {first[1]:,} / 56)" in md
     assert "best epoch –" not in md
 
 

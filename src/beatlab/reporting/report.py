@@ -249,8 +249,8 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
         Heading(f"Run {label}"),
         Text(
             f"{run.path}: {run.config.model}, {_epochs(info)}, trained in "
-            f"{info.get('train_seconds', '–')} s on {info.get('train_beats', 0):,} beats "
-            f"(validation: {info.get('valid_beats', 0):,})."
+            f"{info.get('train_seconds', '–')} s on {_counts(info.get('train_beats', 0))} beats "
+            f"(validation: {_counts(info.get('valid_beats', 0))})."
         ),
     )
     _architecture(doc, run.model, "Architecture")
@@ -263,6 +263,11 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
     for key in sorted(k for k in metrics if k.startswith("db:")):
         _cross_database(doc, figures, label, metrics[key], key)
     _learning_curves(doc, figures, label, run.path)
+
+
+def _counts(value: int | list[int]) -> str:
+    """Beat counts of a run, or of each member of an ensemble (seeds hold out other patients)."""
+    return " / ".join(f"{v:,}" for v in (value if isinstance(value, list) else [value]))
 
 
 def _epochs(info: dict[str, Any]) -> str:

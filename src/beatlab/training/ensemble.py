@@ -106,8 +106,8 @@ def build_ensemble(
             for run in runs
         ],
         "train_seconds": round(sum(run.info.get("train_seconds", 0.0) for run in runs), 2),
-        "train_beats": runs[0].info.get("train_beats", 0),
-        "valid_beats": runs[0].info.get("valid_beats", 0),
+        "train_beats": [run.info.get("train_beats", 0) for run in runs],
+        "valid_beats": [run.info.get("valid_beats", 0) for run in runs],
         "train_range": [min(r[0] for r in ranges), max(r[1] for r in ranges)],
         "dataset": runs[0].info.get("dataset", {}),
         "versions": package_versions(),
