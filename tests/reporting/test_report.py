@@ -168,7 +168,8 @@ def test_an_ensemble_is_reported_with_its_members_best_epochs_and_beats(
     tiny_run: Path, tmp_path: Path
 ) -> None:
     """An ensemble trained no epochs itself: its run line gives each member's best epoch and
-    beats, in the members' order (seeds hold out other patients), not "best epoch – of –"."""
+    beats, in the members' order (members of other folds train on other patients), not "best
+    epoch – of –"."""
     other = tmp_path / "other"
     shutil.copytree(tiny_run, other)
     info = json.loads((other / "run.json").read_text())

@@ -266,7 +266,8 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
 
 
 def _counts(value: int | list[int]) -> str:
-    """Beat counts of a run, or of each member of an ensemble (seeds hold out other patients)."""
+    """Beat counts of a run, or of each member of an ensemble (members of other folds train on
+    other patients)."""
     return " / ".join(f"{v:,}" for v in (value if isinstance(value, list) else [value]))
 
 
