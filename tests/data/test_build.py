@@ -20,6 +20,7 @@ from beatlab.data.build import (
 from beatlab.data.dataset import load_dataset
 from beatlab.data.layouts import BuildParams, segment_beats
 from beatlab.data.splits import DS1, DS2, PACED, split_indices
+from beatlab.errors import BeatlabError
 
 
 def test_real_database_counts_exactly(real_data_dir: Path) -> None:
@@ -103,6 +104,31 @@ def test_inter_folds_cross_validate_ds1_patients_only(real_data_dir: Path) -> No
         assert used <= set(DS1) and not rest & test
         tested += sorted(test)
     assert sorted(tested) == sorted(DS1)
+
+
+def test_valid_folds_hold_out_every_training_patient_once_whatever_the_seed(
+    real_data_dir: Path,
+) -> None:
+    """`valid_fold` k carves fold k of one fixed patient 5-fold of DS1, so members of several
+    seeds with valid_fold 0..4 validate on disjoint patients and, together, on all of them; their
+    cross-validation folds are the same too."""
+    beats = load_beats(cache_path(real_data_dir))
+    held: list[str] = []
+    for k in range(5):
+        parts = split_indices(beats, "inter", seed=k, valid_frac=0.2, valid_fold=k)
+        again = split_indices(beats, "inter", seed=k + 10, valid_frac=0.2, valid_fold=k)
+        assert np.array_equal(parts["valid"], again["valid"])  # the seed does not move it
+        train, valid = set(beats.record[parts["train"]]), set(beats.record[parts["valid"]])
+        assert not train & valid and train | valid == set(DS1)
+        held += sorted(valid)
+    assert sorted(held) == sorted(DS1)
+    cv = [split_indices(beats, "inter", folds=5, fold=2, seed=s, valid_fold=1) for s in (3, 4)]
+    assert np.array_equal(cv[0]["test"], cv[1]["test"])  # cross-validation folds too
+    with pytest.raises(BeatlabError, match="valid_fold needs patient-wise validation"):
+        split_indices(beats, "intra", valid_fold=0)
+    two_patients = (beats.record == "101").astype(int)  # DS1 as two patients: two folds
+    with pytest.raises(BeatlabError, match="valid_fold must be below 2"):
+        split_indices(beats, "inter", valid_fold=2, patients=two_patients)
 
 
 def test_same_seed_same_test_set(real_data_dir: Path) -> None:

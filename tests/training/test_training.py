@@ -206,6 +206,8 @@ def test_estimator_follows_sklearn(real_data_dir: Path) -> None:
         (["--set", "hiden=3"], "unknown hyperparameter 'hiden'"),
         (["--set", "filters=many"], "must be an int"),
         (["--set", "epochs=2.5"], "'epochs' must be int"),
+        (["--set", "valid_fold=0"], "'valid_fold' needs patient-wise validation"),
+        (["--split", "inter", "--set", "valid_fold=5"], "a patient fold from 0 to 4"),
     ],
 )
 def test_bad_training_input(

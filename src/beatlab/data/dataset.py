@@ -122,6 +122,7 @@ def load_dataset(
     seed: int = 0,
     folds: int | None = None,
     fold: int = 0,
+    valid_fold: int | None = None,
 ) -> Dataset:
     """The beat dataset of `data_dir`'s database(s), built or read from cache, split and
     balanced."""
@@ -135,6 +136,7 @@ def load_dataset(
         fold=fold,
         patients=patients,
         named=named,
+        valid_fold=valid_fold,
         valid_frac=0.1 if split == "intra" and folds is None else 0.2,
     )
     train, info = balance_beats(beats.take(index["train"]), balance, seed, len(CLASSES))

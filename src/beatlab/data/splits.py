@@ -35,8 +35,19 @@ def carve(
     return np.sort(rest), np.sort(carved)
 
 
+VALID_FOLDS_SEED = 0
+"""Shuffles every patient fold of a run given a `valid_fold`, whatever its seed: runs of several
+seeds share their test folds, and with valid_fold 0, 1, ... validate on disjoint patients, so an
+ensemble of them learns from all."""
+
+
 def carve_patients(
-    index: np.ndarray, y: np.ndarray, patients: np.ndarray, frac: float, seed: int
+    index: np.ndarray,
+    y: np.ndarray,
+    patients: np.ndarray,
+    frac: float,
+    seed: int,
+    fold: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Patient-grouped, class-stratified, seeded split of `index` into (rest, carved): whole
     patients only, so validation measures patients never trained on.
@@ -44,7 +55,8 @@ def carve_patients(
     Rare classes sit in a few patients (MIT-BIH DS1 has nearly all its F beats in record 208),
     so of the 1/frac candidate folds the one whose share of every class (of 100 beats or more:
     a handful cannot be shared out) is closest to `frac` is carved: neither part loses a class
-    wholesale when another fold would keep it."""
+    wholesale when another fold would keep it. With `fold`, that fold of a fixed shuffle
+    (`VALID_FOLDS_SEED`) is carved instead, balanced or not."""
     groups = patients[index]
     n_patients = len(np.unique(groups))
     if n_patients < 2:
@@ -52,7 +64,13 @@ def carve_patients(
             f"a patient-wise validation part needs at least 2 training patients, got {n_patients}"
         )
     folds = min(max(2, round(1 / frac)), n_patients)
-    kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    if fold is not None and fold >= folds:
+        raise BeatlabError(
+            f"valid_fold must be below {folds} (the patient folds of {n_patients} training "
+            f"patients), got {fold}"
+        )
+    shuffle = seed if fold is None else VALID_FOLDS_SEED
+    kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=shuffle)
     totals = np.bincount(y[index])
     present = totals >= 100
 
@@ -63,7 +81,9 @@ def carve_patients(
     with warnings.catch_warnings():  # "least populated class has only n members": known, fine
         warnings.simplefilter("ignore", UserWarning)
         candidates = list(kfold.split(index, y[index], groups=groups))
-    rest, carved = min(candidates, key=lambda fold: deviation(fold[1]))
+    rest, carved = (
+        candidates[fold] if fold is not None else min(candidates, key=lambda c: deviation(c[1]))
+    )
     return np.sort(index[rest]), np.sort(index[carved])
 
 
@@ -78,6 +98,7 @@ def split_indices(
     fold: int = 0,
     patients: np.ndarray | None = None,
     named: tuple[np.ndarray, np.ndarray] | None = None,
+    valid_fold: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Indices of the train, valid and test parts.
 
@@ -88,7 +109,8 @@ def split_indices(
     patient, or with `inter` over the training patients of the named split only (patient-wise
     cross-validation on DS1 that never reads DS2). In the patient-wise cases validation is
     held-out training *patients* (about `valid_frac` of the beats), so early stopping and model
-    selection see no patient of the training part.
+    selection see no patient of the training part; `valid_fold` names which patients, and fixes
+    every patient fold whatever the seed (`VALID_FOLDS_SEED`).
     `patients` gives each beat's patient (default: its record).
     """
     every = np.arange(len(beats))
@@ -104,11 +126,16 @@ def split_indices(
         n_patients = len(np.unique(groups[pool]))
         if folds > n_patients:
             raise BeatlabError(f"{folds} folds but only {n_patients} patients")
-        kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        shuffle = seed if valid_fold is None else VALID_FOLDS_SEED
+        kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=shuffle)
         rest, test = (
             pool[part] for part in list(kfold.split(pool, beats.y[pool], groups=groups[pool]))[fold]
         )
     elif split == "intra":
+        if valid_fold is not None:
+            raise BeatlabError(
+                "valid_fold needs patient-wise validation: --split inter or --folds K"
+            )
         rest, test = carve(every, beats.y, test_frac, seed)
         train, valid = carve(np.asarray(rest), beats.y, valid_frac, seed)
         return {"train": train, "valid": valid, "test": np.sort(test)}
@@ -118,5 +145,5 @@ def split_indices(
             raise BeatlabError("the inter split needs the MIT-BIH records of DS1 and DS2")
     else:
         raise BeatlabError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
-    train, valid = carve_patients(np.asarray(rest), beats.y, groups, valid_frac, seed)
+    train, valid = carve_patients(np.asarray(rest), beats.y, groups, valid_frac, seed, valid_fold)
     return {"train": train, "valid": valid, "test": np.sort(test)}

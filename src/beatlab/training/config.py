@@ -56,6 +56,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (lambda v: 0 <= v < 2**32, "a whole number from 0 to 2**32 - 1"),
     "folds": (lambda v: v >= 2, "at least 2"),
     "fold": (lambda v: v >= 0, "at least 0"),
+    "valid_fold": (lambda v: 0 <= v < 5, "a patient fold from 0 to 4 (a fifth each)"),
     "class_weight_power": (lambda v: _finite(v) and v >= 0, "a number of at least 0"),
     "weight_decay": (lambda v: _finite(v) and v >= 0, "a number of at least 0"),
     "factor": (lambda v: 0 < v < 1, "a number between 0 and 1 (both excluded)"),
@@ -112,6 +113,11 @@ class TrainConfig:
     seed: int = 0
     folds: int | None = None
     fold: int = 0
+    valid_fold: int | None = None
+    """Which patients validate a patient-wise run: fold k of a patient-grouped 5-fold of its
+    training patients (None: of the seed's folds, the best balanced). Its folds, and those of
+    `folds`, are shuffled alike whatever the seed, so members of an ensemble with valid_fold
+    0, 1, 2 hold out different patients and the ensemble learns from them all."""
     data_dir: str | None = None
     train_file: str | None = None
     valid_file: str | None = None
@@ -201,6 +207,12 @@ class TrainConfig:
             raise BeatlabError(
                 f"'fold' must be below 'folds', got fold={self.fold}, folds={self.folds}", source
             )
+        if self.valid_fold is not None and (self.split != "inter" and self.folds is None):
+            raise BeatlabError(
+                "'valid_fold' needs patient-wise validation (--split inter or --folds K)", source
+            )
+        if self.valid_fold is not None and self.train_file:
+            raise BeatlabError("'valid_fold' needs a database, not --train-file", source)
         if self.sampler == "balanced" and self.balance not in ("oversample", "smote"):
             raise BeatlabError(
                 f"sampler 'balanced' draws what balance oversample or smote would give, "

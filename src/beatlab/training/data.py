@@ -136,6 +136,7 @@ def dataset_for(config: TrainConfig) -> Dataset:
             seed=config.seed,
             folds=config.folds,
             fold=config.fold,
+            valid_fold=config.valid_fold,
         )
     return apply_limit(ds, config.limit, config.seed)
 
