@@ -58,9 +58,11 @@ def history(run: Path) -> pd.DataFrame:
     return pd.read_csv(run / "history.csv").drop(columns=TIMINGS)
 
 
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
 def test_resumed_run_ends_with_the_same_weights(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema_decay: float
 ) -> None:
+    """Also with a moving average of the weights, whose state the resumable state keeps."""
     last: dict[str, dict[str, torch.Tensor]] = {}  # each run's weights after its last epoch
     save = run_module.save_train_state
 
@@ -69,7 +71,7 @@ def test_resumed_run_ends_with_the_same_weights(
         save(path, state, extra)
 
     monkeypatch.setattr(run_module, "save_train_state", keep_last)
-    config = config_for(data_dir)
+    config = config_for(data_dir, ema_decay=ema_decay)
     full = train_run(config, tmp_path, name="full", tracking_uri="none", progress=False)
 
     def stop_after_first(epoch: int, row: dict[str, float]) -> None:
@@ -233,3 +235,25 @@ def test_sigterm_acts_as_ctrl_c_even_after_a_library_took_it() -> None:
             signal.sigtimedwait([], 0.5)  # let the handler run
         assert received == [signal.SIGTERM]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # given back on the way out
+
+
+def test_a_moving_average_is_what_is_validated_and_kept(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last: list[dict[str, torch.Tensor]] = []  # the last step's weights, and the average's
+    save = run_module.save_train_state
+
+    def keep(path: Path, state: TrainState, extra: dict[str, Any]) -> None:
+        assert state.ema is not None
+        last.extend({k: v.clone() for k, v in w.items()} for w in (state.model, state.ema))
+        save(path, state, extra)
+
+    monkeypatch.setattr(run_module, "save_train_state", keep)
+    config = config_for(data_dir, epochs=1, ema_decay=0.9)
+    run = train_run(config, tmp_path, name="ema", tracking_uri="none", progress=False)
+    kept = load_file(str(run / "model.safetensors"))
+    weights, ema = last
+    average = {k.removeprefix("module."): v for k, v in ema.items() if k != "n_averaged"}
+    assert kept.keys() == average.keys()
+    assert all(torch.equal(kept[k], average[k]) for k in kept)
+    assert not all(torch.equal(kept[k], weights[k]) for k in kept)  # not the last step's

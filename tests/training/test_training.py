@@ -208,6 +208,7 @@ def test_estimator_follows_sklearn(real_data_dir: Path) -> None:
         (["--set", "epochs=2.5"], "'epochs' must be int"),
         (["--set", "valid_fold=0"], "'valid_fold' needs patient-wise validation"),
         (["--split", "inter", "--set", "valid_fold=5"], "a patient fold from 0 to 4"),
+        (["--set", "ema_decay=1"], "'ema_decay' must be a number from 0 up to"),
     ],
 )
 def test_bad_training_input(

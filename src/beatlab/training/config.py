@@ -63,6 +63,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lr_patience": (lambda v: v >= 0, "at least 0"),
     "early_stopping": (lambda v: v >= 0, "at least 0 (0: never stop early)"),
     "grad_clip": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: no clipping)"),
+    "ema_decay": (lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1 (0: off)"),
     "epoch_beats": (lambda v: v >= 2, "at least 2 (BatchNorm needs two beats in a batch)"),
     "threads": (lambda v: v >= 1, "at least 1"),
     "augment_scale": (lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1"),
@@ -145,6 +146,9 @@ class TrainConfig:
     mode: str | None = None
     """max or min: which way `monitor` improves (None: min for val_loss, else max)."""
     grad_clip: float = 1.0
+    ema_decay: float = 0.0
+    """Validate, select and keep an exponential moving average of the weights, updated every
+    step with this decay (0: off, the last step's weights, as in the study)."""
     threads: int | None = None
     """torch CPU threads while training (None: torch's default, one per core)."""
     # augmentation on the fly (training/augment.py); all 0 = off, as in the study

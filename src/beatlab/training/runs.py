@@ -310,7 +310,11 @@ def save_train_state(path: Path, state: TrainState, extra: dict[str, Any]) -> No
     leaves either the previous epoch's state or this one's. `extra` is kept beside it (the
     run's own bookkeeping: classes, time spent)."""
     tensors: dict[str, torch.Tensor] = {}
-    for prefix, weights in (("model", state.model), ("best", state.result.best_state)):
+    for prefix, weights in (
+        ("model", state.model),
+        ("best", state.result.best_state),
+        ("ema", state.ema or {}),
+    ):
         tensors.update({f"{prefix}/{k}": v.detach().clone() for k, v in weights.items()})
     opt_values: dict[str, dict[str, Any]] = {}
     for index, values in state.optimizer["state"].items():
@@ -386,6 +390,7 @@ def load_train_state(path: Path) -> tuple[TrainState, dict[str, Any]]:
             scheduler=meta.pop("scheduler"),
             rng=rng,
             result=result,
+            ema=_prefixed(tensors, "ema/") or None,
         )
     except BeatlabError:
         raise

@@ -2,7 +2,8 @@
 
 Adam or AdamW, ReduceLROnPlateau on validation loss, early stopping and checkpoint choice on one
 validation metric, `monitor` (by default macro recall: a missed sick beat costs more than a false
-alarm), optional class-weighted cross-entropy and gradient clipping. The test part is never seen
+alarm), optional class-weighted cross-entropy, gradient clipping and an exponential moving
+average of the weights (`ema_decay`: what is validated and kept). The test part is never seen
 here. After every epoch the loop hands out a `TrainState` from which `fit(resume=...)` continues
 exactly as if it had never stopped.
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from beatlab.data.build import Beats
 from beatlab.errors import BeatlabError
@@ -102,6 +104,7 @@ class TrainState:
     scheduler: dict[str, Any]
     rng: dict[str, Any]  # torch, generator (the batch order), numpy, python
     result: FitResult
+    ema: dict[str, Tensor] | None = None  # the moving average's state, with ema_decay
 
 
 StateCallback = Callable[[TrainState], None]
@@ -157,6 +160,21 @@ def evaluate_loss(model: BeatModel, data: Tensors, loss_fn: nn.Module) -> tuple[
     proba = predict_proba(model, data)
     logp = torch.log(torch.from_numpy(proba).clamp_min(1e-12))
     return float(loss_fn(logp, data.y)), proba
+
+
+def moving_average(
+    model: BeatModel, decay: float, resume: TrainState | None
+) -> AveragedModel | None:
+    """The exponential moving average of `model`'s weights and BatchNorm statistics, updated
+    after every step (None when `decay` is 0). Validating and keeping the average rather than
+    the last step's weights makes the kept epoch depend less on where one noisy epoch ended:
+    with a few validation patients, that choice moves held-out patients' results a lot."""
+    if decay == 0:
+        return None
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if resume is not None and resume.ema is not None:
+        ema.load_state_dict(resume.ema)
+    return ema
 
 
 def fit(
@@ -218,6 +236,8 @@ def fit(
         torch_threads(config.threads),
         plain_decisions(model),
     ):
+        ema = moving_average(model, config.ema_decay, resume)  # a copy: decides plainly too
+        judged = model if ema is None else ema.module
         task = bar.add_task("train", total=steps, epoch=0, epochs=config.epochs, metrics="")
         for epoch in range(first, config.epochs + 1):
             epoch_start = time.perf_counter()
@@ -237,11 +257,13 @@ def fit(
                 if config.grad_clip > 0:
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
                 bar.advance(task)
             val_start = time.perf_counter()
-            val_loss, proba = evaluate_loss(model, va, val_loss_fn)
+            val_loss, proba = evaluate_loss(judged, va, val_loss_fn)
             scheduler.step(val_loss)
             val = classification_metrics(valid.y, proba, classes)
             row = {
@@ -269,7 +291,7 @@ def fit(
             if result.best_epoch == 0 or improved(score, result.best_score, config.direction):
                 result.best_score, result.stale = score, 0
                 result.best_epoch = epoch
-                result.best_state = copy.deepcopy(model.state_dict())
+                result.best_state = copy.deepcopy(judged.state_dict())
                 result.best_metrics = val
             else:
                 result.stale += 1
@@ -282,6 +304,7 @@ def fit(
                         scheduler.state_dict(),
                         rng_state(generator),
                         result,
+                        None if ema is None else ema.state_dict(),
                     )
                 )
             if on_epoch is not None:
