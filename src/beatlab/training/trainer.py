@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -237,7 +237,7 @@ def fit(
         plain_decisions(model),
     ):
         ema = moving_average(model, config.ema_decay, resume)  # a copy: decides plainly too
-        judged = model if ema is None else ema.module
+        judged = model if ema is None else cast(BeatModel, ema.module)
         task = bar.add_task("train", total=steps, epoch=0, epochs=config.epochs, metrics="")
         for epoch in range(first, config.epochs + 1):
             epoch_start = time.perf_counter()
