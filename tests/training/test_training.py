@@ -14,10 +14,12 @@ import torch
 from conftest import run_cli
 from safetensors.torch import load_file
 
+from beatlab import CLASSES
 from beatlab.data.dataset import load_dataset
 from beatlab.errors import BeatlabError
 from beatlab.training.config import TrainConfig, load_config
 from beatlab.training.estimator import BeatClassifier
+from beatlab.training.metrics import classification_metrics, measured_recall
 from beatlab.training.run import evaluate_run, loss_weights, train_run
 from beatlab.training.runs import load_run
 
@@ -168,6 +170,23 @@ def test_early_stopping_on_validation_recall(real_data_dir: Path, tmp_path: Path
     run = train_run(config, tmp_path, name="stop", tracking_uri="none", progress=False)
     info = json.loads((run / "run.json").read_text())
     assert info["epochs_run"] == 3 and info["best_epoch"] == 1
+
+
+def test_measured_recall_leaves_out_classes_too_rare_to_measure(
+    real_data_dir: Path, tmp_path: Path
+) -> None:
+    """60 N beats all right, 50 S beats half right, 3 V beats all wrong: macro recall counts the
+    three V beats as a third; the measured recall counts only N and S."""
+    y = np.array([0] * 60 + [1] * 50 + [2] * 3)
+    said = np.array([0] * 60 + [1] * 25 + [0] * 25 + [0] * 3)
+    metrics = classification_metrics(y, np.eye(5)[said], CLASSES)
+    assert metrics["macro_recall"] == pytest.approx(0.5)
+    assert measured_recall(metrics) == pytest.approx(0.75)
+    assert measured_recall(metrics, least=100) == pytest.approx(0.5)  # none has: all present
+    config = tiny(real_data_dir, epochs=1, monitor="val_measured_recall")
+    run = train_run(config, tmp_path, name="measured", tracking_uri="none", progress=False)
+    row = pd.read_csv(run / "history.csv").iloc[0]
+    assert 0.0 <= row["val_measured_recall"] <= 1.0
 
 
 def test_mlflow_logs_the_run(real_data_dir: Path, tmp_path: Path) -> None:

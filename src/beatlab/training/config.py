@@ -37,6 +37,7 @@ MONITORS = {
     "val_macro_recall": "max",
     "val_accuracy": "max",
     "val_macro_f1": "max",
+    "val_measured_recall": "max",
     "val_loss": "min",
 }
 """Validation metrics a run can select its checkpoint on, with their natural direction."""

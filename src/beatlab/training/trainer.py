@@ -31,7 +31,7 @@ from beatlab.models import BeatModel, plain_decisions
 from beatlab.output import make_console
 from beatlab.training.augment import augment
 from beatlab.training.config import TrainConfig
-from beatlab.training.metrics import classification_metrics
+from beatlab.training.metrics import classification_metrics, measured_recall
 from beatlab.training.sampler import epoch_sampler
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -273,6 +273,7 @@ def fit(
                 "val_accuracy": val["accuracy"],
                 "val_macro_recall": val["macro_recall"],
                 "val_macro_f1": val["macro_f1"],
+                "val_measured_recall": measured_recall(val),
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - epoch_start,
                 "val_seconds": time.perf_counter() - val_start,
