@@ -46,7 +46,7 @@ def interrupt_after_first_trial(exp_dir: Path) -> threading.Thread:
     straight to the experiment directory; Tune copies its other files there only now and then.)"""
 
     def watch() -> None:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 1200  # a loaded machine starts Ray slowly (it took 300 s)
         while time.monotonic() < deadline:
             if len(list(exp_dir.glob("*/checkpoint_000000/model.safetensors"))) >= 2:
                 os.kill(os.getpid(), signal.SIGINT)
