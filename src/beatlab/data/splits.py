@@ -55,8 +55,8 @@ def carve_patients(
     Rare classes sit in a few patients (MIT-BIH DS1 has nearly all its F beats in record 208),
     so of the 1/frac candidate folds the one whose share of every class (of 100 beats or more:
     a handful cannot be shared out) is closest to `frac` is carved: neither part loses a class
-    wholesale when another fold would keep it. With `fold`, that fold of a fixed shuffle
-    (`VALID_FOLDS_SEED`) is carved instead, balanced or not."""
+    wholesale when another fold would keep it. With `fold`, that fold is carved instead,
+    balanced or not."""
     groups = patients[index]
     n_patients = len(np.unique(groups))
     if n_patients < 2:
@@ -69,8 +69,7 @@ def carve_patients(
             f"valid_fold must be below {folds} (the patient folds of {n_patients} training "
             f"patients), got {fold}"
         )
-    shuffle = seed if fold is None else VALID_FOLDS_SEED
-    kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=shuffle)
+    kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     totals = np.bincount(y[index])
     present = totals >= 100
 
@@ -115,6 +114,7 @@ def split_indices(
     """
     every = np.arange(len(beats))
     groups = beats.record if patients is None else patients
+    shuffle = seed if valid_fold is None else VALID_FOLDS_SEED  # of every patient fold
     if split == "inter" and named is None:
         named = (np.isin(beats.record, DS1), np.isin(beats.record, DS2))
     if folds is not None:
@@ -126,7 +126,6 @@ def split_indices(
         n_patients = len(np.unique(groups[pool]))
         if folds > n_patients:
             raise BeatlabError(f"{folds} folds but only {n_patients} patients")
-        shuffle = seed if valid_fold is None else VALID_FOLDS_SEED
         kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=shuffle)
         rest, test = (
             pool[part] for part in list(kfold.split(pool, beats.y[pool], groups=groups[pool]))[fold]
@@ -145,5 +144,7 @@ def split_indices(
             raise BeatlabError("the inter split needs the MIT-BIH records of DS1 and DS2")
     else:
         raise BeatlabError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
-    train, valid = carve_patients(np.asarray(rest), beats.y, groups, valid_frac, seed, valid_fold)
+    train, valid = carve_patients(
+        np.asarray(rest), beats.y, groups, valid_frac, shuffle, valid_fold
+    )
     return {"train": train, "valid": valid, "test": np.sort(test)}
