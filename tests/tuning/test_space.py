@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from beatlab.errors import BeatlabError
-from beatlab.training.config import TrainConfig
+from beatlab.training.config import MONITORS, TrainConfig
 from beatlab.tuning import load_space
+from beatlab.tuning.experiment import TuneSettings
 from beatlab.tuning.results import config_toml, markdown, results_table
 from beatlab.tuning.space import Param
 
@@ -148,3 +149,25 @@ def test_results_table_columns_and_order() -> None:
         "| trial | iterations | best epoch | accuracy | recall macro | batch |"
     )
     assert lines[2].startswith("| c | 3 | 3 |  | 0.9000 | 48 | 64 | 0.4000 |")
+
+
+def test_results_table_ranks_by_any_monitor_with_its_column() -> None:
+    class Result:
+        def __init__(self, trial: str, recall: float, measured: float) -> None:
+            self.config = {"model": "cnn1d_resnet"}
+            self.metrics = {
+                "trial_id": trial,
+                "epoch": 2,
+                "val_macro_recall": recall,
+                "val_measured_recall": measured,
+            }
+            self.path = f"/x/{trial}"
+
+    grid = [Result("a", 0.9, 0.6), Result("b", 0.7, 0.8)]
+    table = results_table(grid, "val_measured_recall", "max", [])  # type: ignore[arg-type]
+    assert list(table["trial"]) == ["b", "a"]  # by the measured recall, not the macro recall
+    assert list(table.columns[3:6]) == ["accuracy", "recall macro", "measured recall"]
+    for metric in MONITORS:  # every metric a run can monitor, tune can search on
+        settings = TuneSettings(model="cnn1d_resnet", space_file="s.toml", metric=metric)
+        settings.check()
+        assert settings.mode == MONITORS[metric]

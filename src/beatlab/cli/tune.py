@@ -37,7 +37,11 @@ def tune(
     concurrency: Annotated[int, typer.Option(help="Trials running at the same time.")] = 2,
     cpus_per_trial: Annotated[int, typer.Option(help="CPUs (torch threads) per trial.")] = 1,
     metric: Annotated[
-        str, typer.Option(help="Validation metric: val_macro_recall, val_accuracy or val_loss.")
+        str,
+        typer.Option(
+            help="Validation metric: val_macro_recall, val_measured_recall (over the classes "
+            "with 50+ validation beats), val_macro_f1, val_accuracy or val_loss."
+        ),
     ] = "val_macro_recall",
     resume_dir: Annotated[
         Path | None,

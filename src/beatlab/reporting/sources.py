@@ -57,6 +57,7 @@ ALIASES = {
     "val_loss": "loss",
     "val_macro_f1": "f1 macro",
     "macro_f1": "f1 macro",
+    "val_measured_recall": "measured recall",
     "batch_size": "batch",
     "training_set": "training set",
     "balance": "training set",

@@ -37,7 +37,7 @@ from beatlab import interrupts
 from beatlab.data.dataset import Dataset, resolve_data_dir
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
-from beatlab.training.config import TrainConfig, check_options
+from beatlab.training.config import MONITORS, TrainConfig, check_options
 from beatlab.training.data import dataset_for
 from beatlab.training.run import evaluate_run
 from beatlab.training.runs import CONFIG, read_json, read_json_object, remove_run, write_json
@@ -53,7 +53,6 @@ from beatlab.tuning.space import SearchSpace
 from beatlab.tuning.trial import run_trial
 
 SETTINGS_FILE = "beatlab_tune.json"
-METRIC_MODES = {"val_macro_recall": "max", "val_accuracy": "max", "val_loss": "min"}
 SEARCHES = ("hyperopt", "random", "grid")
 SCHEDULERS = ("asha", "fifo")
 CONNECT_TIMEOUT_S = 5.0
@@ -89,7 +88,7 @@ class TuneSettings:
         for flag, value, allowed in (
             ("--search", self.search, SEARCHES),
             ("--scheduler", self.scheduler, SCHEDULERS),
-            ("--metric", self.metric, tuple(METRIC_MODES)),
+            ("--metric", self.metric, tuple(MONITORS)),
         ):
             if value not in allowed:
                 raise BeatlabError(f"{flag} must be one of {', '.join(allowed)}, got '{value}'")
@@ -105,7 +104,7 @@ class TuneSettings:
 
     @property
     def mode(self) -> str:
-        return METRIC_MODES[self.metric]
+        return MONITORS[self.metric]
 
     def fixed(self) -> dict[str, Any]:
         """The settings every trial shares (TrainConfig fields)."""
@@ -382,7 +381,7 @@ def evaluate_best(
     best.checkpoint.to_directory(str(best_run))
     test = evaluate_run(best_run, "test", dataset=data, tracking_uri="none")
     trial, metrics = trial_id(best), best.metrics or {}
-    validation = {k: metrics[k] for k in METRIC_MODES}
+    validation = {k: metrics[k] for k in MONITORS if k in metrics}  # older trials lack some
     config = read_json(best_run / CONFIG)
     with writing(exp_dir / "best_config.toml") as tmp:
         tmp.write_text(

@@ -18,9 +18,11 @@ from beatlab.tuning.trial import plain
 METRIC_COLUMNS = {
     "val_accuracy": "accuracy",
     "val_macro_recall": "recall macro",
+    "val_macro_f1": "f1 macro",
+    "val_measured_recall": "measured recall",
     "val_loss": "loss",
 }
-"""Validation metric -> its column in the table."""
+"""Validation metric -> its column in the table (accuracy and recall macro are always there)."""
 
 
 def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str]) -> pd.DataFrame:
@@ -42,8 +44,7 @@ def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str])
             "accuracy": metrics.get("val_accuracy"),
             "recall macro": metrics.get("val_macro_recall"),
         }
-        if metric == "val_loss":
-            row["loss"] = metrics.get("val_loss")
+        row[METRIC_COLUMNS[metric]] = metrics.get(metric)
         row.update({col: settings.get(name) for col, name in STUDY_HPARAMS.items()})
         row.update({name: settings.get(name) for name in extra})
         rows.append(row)
