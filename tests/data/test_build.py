@@ -131,6 +131,15 @@ def test_valid_folds_hold_out_every_training_patient_once_whatever_the_seed(
         split_indices(beats, "inter", valid_fold=2, patients=two_patients)
 
 
+def test_without_validation_what_would_validate_trains_too(real_data_dir: Path) -> None:
+    beats = load_beats(cache_path(real_data_dir))
+    for split, folds in (("inter", None), ("inter", 5), ("intra", None)):
+        held = split_indices(beats, split, folds=folds, fold=1, valid_frac=0.2)
+        every = split_indices(beats, split, folds=folds, fold=1, valid_frac=0.2, validate=False)
+        assert len(every["valid"]) == 0 and np.array_equal(every["test"], held["test"])
+        assert np.array_equal(every["train"], np.union1d(held["train"], held["valid"]))
+
+
 def test_same_seed_same_test_set(real_data_dir: Path) -> None:
     beats = load_beats(cache_path(real_data_dir))
     a, b = split_indices(beats, seed=7), split_indices(beats, seed=7)

@@ -189,6 +189,33 @@ def test_measured_recall_leaves_out_classes_too_rare_to_measure(
     assert 0.0 <= row["val_measured_recall"] <= 1.0
 
 
+def test_without_validation_every_epoch_trains_and_the_last_is_kept(
+    real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate=false: no validation part, no early stopping even where validation would have
+    stopped it (lr ~ 0, patience 1), the last epoch kept; the run still reports and evaluates."""
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        *("--split", "inter", "--data-dir", str(real_data_dir), "--runs-dir", str(tmp_path)),
+        *("--name", "all", "--tracking-uri", "none", "--set", "validate=false"),
+        *("--set", "limit=600", "--set", "epochs=3", "--set", "early_stopping=1"),
+        *("--set", "lr=1e-30"),
+    )
+    assert code == 0, err
+    assert "no validation part: the last epoch is kept" in out
+    run = tmp_path / "all"
+    info = json.loads((run / "run.json").read_text())
+    assert (info["epochs_run"], info["best_epoch"], info["valid_beats"]) == (3, 3, 0)
+    assert json.loads((run / "metrics.json").read_text())["valid"] == {}
+    history = pd.read_csv(run / "history.csv")
+    assert history["val_loss"].isna().all() and history["train_loss"].notna().all()
+    test = evaluate_run(run, "test")
+    assert test["n"] == len(load_dataset(real_data_dir, split="inter").test)  # DS2, whole
+    code, _, err = run_cli(capsys, "report", str(run), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+
+
 def test_mlflow_logs_the_run(real_data_dir: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -228,6 +255,10 @@ def test_estimator_follows_sklearn(real_data_dir: Path) -> None:
         (["--set", "valid_fold=0"], "'valid_fold' needs patient-wise validation"),
         (["--split", "inter", "--set", "valid_fold=5"], "a patient fold from 0 to 4"),
         (["--set", "ema_decay=1"], "'ema_decay' must be a number from 0 up to"),
+        (
+            ["--split", "inter", "--set", "validate=false", "--set", "valid_fold=0"],
+            "'validate = false' leaves no validation part for valid_fold",
+        ),
     ],
 )
 def test_bad_training_input(

@@ -136,10 +136,14 @@ def train(
         )
         raise
     info, metrics = read_json(run_dir / "run.json"), read_json(run_dir / "metrics.json")["valid"]
+    scores = (
+        f"validation accuracy {metrics['accuracy']:.4f}, macro recall {metrics['macro_recall']:.4f}"
+        if metrics
+        else "no validation part: the last epoch is kept"
+    )
     console.print(
         f"run: [bold]{run_dir}[/]  best epoch {info['best_epoch']}/"
-        f"{info['epochs_run']}, {info['train_seconds']:.0f} s; validation accuracy "
-        f"{metrics['accuracy']:.4f}, macro recall {metrics['macro_recall']:.4f}"
+        f"{info['epochs_run']}, {info['train_seconds']:.0f} s; {scores}"
     )
 
 

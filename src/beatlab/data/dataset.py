@@ -123,6 +123,7 @@ def load_dataset(
     folds: int | None = None,
     fold: int = 0,
     valid_fold: int | None = None,
+    validate: bool = True,
 ) -> Dataset:
     """The beat dataset of `data_dir`'s database(s), built or read from cache, split and
     balanced."""
@@ -137,6 +138,7 @@ def load_dataset(
         patients=patients,
         named=named,
         valid_fold=valid_fold,
+        validate=validate,
         valid_frac=0.1 if split == "intra" and folds is None else 0.2,
     )
     train, info = balance_beats(beats.take(index["train"]), balance, seed, len(CLASSES))

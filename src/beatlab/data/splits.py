@@ -98,6 +98,7 @@ def split_indices(
     patients: np.ndarray | None = None,
     named: tuple[np.ndarray, np.ndarray] | None = None,
     valid_fold: int | None = None,
+    validate: bool = True,
 ) -> dict[str, np.ndarray]:
     """Indices of the train, valid and test parts.
 
@@ -109,7 +110,8 @@ def split_indices(
     cross-validation on DS1 that never reads DS2). In the patient-wise cases validation is
     held-out training *patients* (about `valid_frac` of the beats), so early stopping and model
     selection see no patient of the training part; `valid_fold` names which patients, and fixes
-    every patient fold whatever the seed (`VALID_FOLDS_SEED`).
+    every patient fold whatever the seed (`VALID_FOLDS_SEED`). `validate=False` carves none: what
+    would validate trains too, and the valid part is empty.
     `patients` gives each beat's patient (default: its record).
     """
     every = np.arange(len(beats))
@@ -136,6 +138,8 @@ def split_indices(
                 "valid_fold needs patient-wise validation: --split inter or --folds K"
             )
         rest, test = carve(every, beats.y, test_frac, seed)
+        if not validate:
+            return {"train": np.sort(rest), "valid": every[:0], "test": np.sort(test)}
         train, valid = carve(np.asarray(rest), beats.y, valid_frac, seed)
         return {"train": train, "valid": valid, "test": np.sort(test)}
     elif split == "inter" and named is not None:
@@ -144,6 +148,8 @@ def split_indices(
             raise BeatlabError("the inter split needs the MIT-BIH records of DS1 and DS2")
     else:
         raise BeatlabError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
+    if not validate:
+        return {"train": np.sort(rest), "valid": every[:0], "test": np.sort(test)}
     train, valid = carve_patients(
         np.asarray(rest), beats.y, groups, valid_frac, shuffle, valid_fold
     )

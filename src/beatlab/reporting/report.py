@@ -256,7 +256,7 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
     _architecture(doc, run.model, "Architecture")
     metrics = run.metrics
     part = "test" if "test" in metrics else "valid"
-    if part in metrics:
+    if metrics.get(part):  # a run with no validation part has no validation metrics
         _classification(doc, figures, label, metrics[part], part)
     if part == "test":
         doc.add(*beat_gallery(run, label, figures.new))

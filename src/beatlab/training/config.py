@@ -120,6 +120,11 @@ class TrainConfig:
     training patients (None: of the seed's folds, the best balanced). Its folds, and those of
     `folds`, are shuffled alike whatever the seed, so members of an ensemble with valid_fold
     0, 1, 2 hold out different patients and the ensemble learns from them all."""
+    validate: bool = True
+    """False: no validation part. The patients (or beats) that would validate train too, for
+    exactly `epochs` epochs, and the last epoch is kept: pick `epochs` by patient-wise
+    cross-validation first. The learning rate then follows the training loss; `monitor` and
+    `early_stopping` have nothing to act on."""
     data_dir: str | None = None
     train_file: str | None = None
     valid_file: str | None = None
@@ -218,6 +223,9 @@ class TrainConfig:
             )
         if self.valid_fold is not None and self.train_file:
             raise BeatlabError("'valid_fold' needs a database, not --train-file", source)
+        if not self.validate and (self.valid_fold is not None or self.valid_file):
+            which = "valid_fold" if self.valid_fold is not None else "--valid-file"
+            raise BeatlabError(f"'validate = false' leaves no validation part for {which}", source)
         if self.sampler == "balanced" and self.balance not in ("oversample", "smote"):
             raise BeatlabError(
                 f"sampler 'balanced' draws what balance oversample or smote would give, "

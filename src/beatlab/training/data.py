@@ -95,7 +95,9 @@ def file_dataset(config: TrainConfig) -> Dataset:
     if test is None:
         rest, carved = carve(np.arange(len(train)), train.y, 0.2, config.seed)
         train, test = train.take(rest), train.take(carved)
-    if valid is None:
+    if valid is None and not config.validate:
+        valid = train.take(np.arange(0))
+    elif valid is None:
         rest, carved = carve(np.arange(len(train)), train.y, 0.1, config.seed)
         train, valid = train.take(rest), train.take(carved)
     train, info = balance_beats(train, config.built_balance, config.seed, len(classes))
@@ -137,6 +139,7 @@ def dataset_for(config: TrainConfig) -> Dataset:
             folds=config.folds,
             fold=config.fold,
             valid_fold=config.valid_fold,
+            validate=config.validate,
         )
     return apply_limit(ds, config.limit, config.seed)
 

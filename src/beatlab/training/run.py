@@ -287,12 +287,13 @@ def _train_into(
         )
         plot_history(result.history, run_dir / "learning_curves.png")
         (run_dir / RESUME).unlink(missing_ok=True)  # finished: nothing left to resume
-        tracker.log_metrics(
-            {
-                "best_val_macro_recall": result.best_metrics["macro_recall"],
-                "best_val_accuracy": result.best_metrics["accuracy"],
-            }
-        )
+        if result.best_metrics:  # none without a validation part
+            tracker.log_metrics(
+                {
+                    "best_val_macro_recall": result.best_metrics["macro_recall"],
+                    "best_val_accuracy": result.best_metrics["accuracy"],
+                }
+            )
         tracker.log_artifacts(run_dir)
 
 

@@ -115,7 +115,8 @@ class Tracker:
         if self.active:
             import mlflow
 
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+            known = {k: float(v) for k, v in metrics.items() if v == v}  # NaN: not measured
+            mlflow.log_metrics(known, step=step)
 
     def log_artifacts(self, path: Path) -> None:
         if self.active:

@@ -127,6 +127,16 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     random.setstate(state["python"])
 
 
+VALIDATION_COLUMNS = (
+    "val_loss",
+    "val_accuracy",
+    "val_macro_recall",
+    "val_macro_f1",
+    "val_measured_recall",
+)
+"""The history's validation columns: NaN in a run that does not validate (`validate = false`)."""
+
+
 def improved(score: float, best: float, direction: str) -> bool:
     """Whether `score` beats `best` (NaN: nothing yet) in `direction` ("max" or "min")."""
     if math.isnan(best):
@@ -191,8 +201,9 @@ def fit(
     progress: bool = True,
 ) -> FitResult:
     """Train `model` in place on `train`, select on `valid` by `config.monitor`; returns history
-    and best weights. `resume` continues after its epoch; `on_state` gets each epoch's state."""
-    if len(train) < 2 or len(valid) == 0:
+    and best weights. `resume` continues after its epoch; `on_state` gets each epoch's state.
+    With `config.validate` off, `valid` is empty and the last epoch is the one kept."""
+    if len(train) < 2 or (config.validate and len(valid) == 0):
         raise BeatlabError(
             f"training needs at least 2 training beats and 1 validation beat, got "
             f"{len(train)} and {len(valid)}"
@@ -262,34 +273,45 @@ def fit(
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
                 bar.advance(task)
-            val_start = time.perf_counter()
-            val_loss, proba = evaluate_loss(judged, va, val_loss_fn)
+            train_loss, val_start = total / max(seen, 1), time.perf_counter()
+            if config.validate:
+                val_loss, proba = evaluate_loss(judged, va, val_loss_fn)
+                val = classification_metrics(valid.y, proba, classes)
+                last = (
+                    f"loss {train_loss:.4f} val_loss {val_loss:.4f} "
+                    f"val_acc {val['accuracy']:.4f} val_recall {val['macro_recall']:.4f}"
+                )
+            else:  # nothing held out: the schedule follows the training loss
+                val_loss, val, last = train_loss, {}, f"loss {train_loss:.4f}"
             scheduler.step(val_loss)
-            val = classification_metrics(valid.y, proba, classes)
             row = {
                 "epoch": epoch,
-                "train_loss": total / max(seen, 1),
-                "val_loss": val_loss,
-                "val_accuracy": val["accuracy"],
-                "val_macro_recall": val["macro_recall"],
-                "val_macro_f1": val["macro_f1"],
-                "val_measured_recall": measured_recall(val),
+                "train_loss": train_loss,
+                **{k: math.nan for k in VALIDATION_COLUMNS},
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - epoch_start,
                 "val_seconds": time.perf_counter() - val_start,
             }
+            if val:
+                row.update(
+                    val_loss=val_loss,
+                    val_accuracy=val["accuracy"],
+                    val_macro_recall=val["macro_recall"],
+                    val_macro_f1=val["macro_f1"],
+                    val_measured_recall=measured_recall(val),
+                )
             result.history.append(row)
-            last = (
-                f"loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
-                f"val_acc {val['accuracy']:.4f} val_recall {val['macro_recall']:.4f}"
-            )
             bar.update(task, metrics=last)
             if progress:
                 console.print(
                     f"epoch {epoch}/{config.epochs}: {last} lr {row['lr']:.2g}", soft_wrap=True
                 )
             score = row[config.monitor]
-            if result.best_epoch == 0 or improved(score, result.best_score, config.direction):
+            if (
+                not config.validate
+                or result.best_epoch == 0
+                or improved(score, result.best_score, config.direction)
+            ):
                 result.best_score, result.stale = score, 0
                 result.best_epoch = epoch
                 result.best_state = copy.deepcopy(judged.state_dict())
