@@ -41,7 +41,13 @@ from typing import Any
 import pandas as pd
 
 from beatlab.errors import BeatlabError
-from beatlab.training.config import STUDY_HPARAMS, TrainConfig, load_config, read_mapping
+from beatlab.training.config import (
+    MONITOR_COLUMNS,
+    STUDY_HPARAMS,
+    TrainConfig,
+    load_config,
+    read_mapping,
+)
 from beatlab.training.runs import CONFIG, RUN, Run, load_run
 
 STUDY_COLUMNS = ("iterations", "accuracy", "recall macro", *STUDY_HPARAMS)
@@ -50,14 +56,10 @@ STUDY_COLUMNS = ("iterations", "accuracy", "recall macro", *STUDY_HPARAMS)
 ALIASES = {
     "training_iteration": "iterations",
     "epochs_run": "iterations",
-    "val_accuracy": "accuracy",
-    "val_macro_recall": "recall macro",
+    **MONITOR_COLUMNS,
     "macro_recall": "recall macro",
     "recall_macro": "recall macro",
-    "val_loss": "loss",
-    "val_macro_f1": "f1 macro",
     "macro_f1": "f1 macro",
-    "val_measured_recall": "measured recall",
     "batch_size": "batch",
     "training_set": "training set",
     "balance": "training set",

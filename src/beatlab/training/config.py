@@ -41,6 +41,14 @@ MONITORS = {
     "val_loss": "min",
 }
 """Validation metrics a run can select its checkpoint on, with their natural direction."""
+MONITOR_COLUMNS = {
+    "val_macro_recall": "recall macro",
+    "val_accuracy": "accuracy",
+    "val_macro_f1": "f1 macro",
+    "val_measured_recall": "measured recall",
+    "val_loss": "loss",
+}
+"""Each monitor's column in the study's tables (tuning results, reports)."""
 OPTIMIZERS = ("adam", "adamw")
 SAMPLERS = ("full", "balanced")
 

@@ -12,17 +12,8 @@ from ray.tune import Result, ResultGrid
 
 from beatlab.io import writing
 from beatlab.models import model_defaults
-from beatlab.training.config import STUDY_HPARAMS, TrainConfig
+from beatlab.training.config import MONITOR_COLUMNS, STUDY_HPARAMS, TrainConfig
 from beatlab.tuning.trial import plain
-
-METRIC_COLUMNS = {
-    "val_accuracy": "accuracy",
-    "val_macro_recall": "recall macro",
-    "val_macro_f1": "f1 macro",
-    "val_measured_recall": "measured recall",
-    "val_loss": "loss",
-}
-"""Validation metric -> its column in the table (accuracy and recall macro are always there)."""
 
 
 def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str]) -> pd.DataFrame:
@@ -44,13 +35,13 @@ def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str])
             "accuracy": metrics.get("val_accuracy"),
             "recall macro": metrics.get("val_macro_recall"),
         }
-        row[METRIC_COLUMNS[metric]] = metrics.get(metric)
+        row[MONITOR_COLUMNS[metric]] = metrics.get(metric)  # accuracy, recall macro: already in
         row.update({col: settings.get(name) for col, name in STUDY_HPARAMS.items()})
         row.update({name: settings.get(name) for name in extra})
         rows.append(row)
     table = pd.DataFrame(rows)
     return table.sort_values(
-        METRIC_COLUMNS[metric], ascending=mode == "min", na_position="last", kind="stable"
+        MONITOR_COLUMNS[metric], ascending=mode == "min", na_position="last", kind="stable"
     ).reset_index(drop=True)
 
 
