@@ -138,10 +138,6 @@ def split_indices(
                 "valid_fold needs patient-wise validation: --split inter or --folds K"
             )
         rest, test = carve(every, beats.y, test_frac, seed)
-        if not validate:
-            return {"train": np.sort(rest), "valid": every[:0], "test": np.sort(test)}
-        train, valid = carve(np.asarray(rest), beats.y, valid_frac, seed)
-        return {"train": train, "valid": valid, "test": np.sort(test)}
     elif split == "inter" and named is not None:
         rest, test = every[named[0]], every[named[1]]
         if len(rest) == 0 or len(test) == 0:
@@ -149,8 +145,11 @@ def split_indices(
     else:
         raise BeatlabError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
     if not validate:
-        return {"train": np.sort(rest), "valid": every[:0], "test": np.sort(test)}
-    train, valid = carve_patients(
-        np.asarray(rest), beats.y, groups, valid_frac, shuffle, valid_fold
-    )
+        train, valid = np.sort(rest), every[:0]
+    elif split == "intra" and folds is None:  # beat-wise, like its test part
+        train, valid = carve(np.asarray(rest), beats.y, valid_frac, seed)
+    else:
+        train, valid = carve_patients(
+            np.asarray(rest), beats.y, groups, valid_frac, shuffle, valid_fold
+        )
     return {"train": train, "valid": valid, "test": np.sort(test)}

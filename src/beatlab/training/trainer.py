@@ -277,29 +277,29 @@ def fit(
             if config.validate:
                 val_loss, proba = evaluate_loss(judged, va, val_loss_fn)
                 val = classification_metrics(valid.y, proba, classes)
+                scores = {
+                    "val_loss": val_loss,
+                    "val_accuracy": val["accuracy"],
+                    "val_macro_recall": val["macro_recall"],
+                    "val_macro_f1": val["macro_f1"],
+                    "val_measured_recall": measured_recall(val),
+                }
                 last = (
                     f"loss {train_loss:.4f} val_loss {val_loss:.4f} "
                     f"val_acc {val['accuracy']:.4f} val_recall {val['macro_recall']:.4f}"
                 )
             else:  # nothing held out: the schedule follows the training loss
-                val_loss, val, last = train_loss, {}, f"loss {train_loss:.4f}"
+                val, scores = {}, dict.fromkeys(VALIDATION_COLUMNS, math.nan)
+                val_loss, last = train_loss, f"loss {train_loss:.4f}"
             scheduler.step(val_loss)
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
-                **{k: math.nan for k in VALIDATION_COLUMNS},
+                **scores,
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - epoch_start,
                 "val_seconds": time.perf_counter() - val_start,
             }
-            if val:
-                row.update(
-                    val_loss=val_loss,
-                    val_accuracy=val["accuracy"],
-                    val_macro_recall=val["macro_recall"],
-                    val_macro_f1=val["macro_f1"],
-                    val_measured_recall=measured_recall(val),
-                )
             result.history.append(row)
             bar.update(task, metrics=last)
             if progress:
