@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from beatlab.data.build import read_record
+from beatlab.data.build import channel_leads, read_record
 from beatlab.data.databases import MITDB
 from beatlab.data.dataset import resolve_data_dir
-from beatlab.data.layouts import get_layout, segment_beats
+from beatlab.data.layouts import get_layout, segment_leads
 from beatlab.deploy.predict import classify
 from beatlab.errors import BeatlabError, script
 from beatlab.training.config import load_config
@@ -59,11 +59,15 @@ def shift_stability(run: Run, data_dir: Path, records: tuple[str, ...], shift: i
     params = get_layout(run.config.layout)
     same = total = 0
     for name in records:
-        rec = read_record(data_dir / "mitdb", name, MITDB, run.config.lead)
+        leads = [
+            read_record(data_dir / "mitdb", name, MITDB, lead)
+            for lead in channel_leads(run.config.lead)
+        ]
+        rec = leads[0]
         classes = []
         for offset in (0, -shift, shift):
             peaks = np.clip(rec.peaks + offset, 0, len(rec.signal) - 1)
-            x, rr = segment_beats(rec.signal, rec.fs, peaks, params)
+            x, rr = segment_leads([lead.signal for lead in leads], rec.fs, peaks, params)
             classes.append(classify(run.model, x, rr).argmax(axis=1))
         same += int(((classes[0] == classes[1]) & (classes[0] == classes[2])).sum())
         total += len(rec.peaks)

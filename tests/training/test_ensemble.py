@@ -6,9 +6,11 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, write_record
 
 from beatlab.errors import BeatlabError
 from beatlab.training.config import TrainConfig
@@ -169,3 +171,85 @@ def test_ensemble_decides_with_its_own_weights_on_its_members_plain_mean(
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert problem in err and "--decision-weights" in err, err
     assert not (runs / "bad").exists()
+
+
+def test_members_on_different_leads_read_one_lead_each(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, runs = tiny_mitdb.parent, tmp_path / "runs"
+    a = train(capsys, root, runs, "a")  # the database's preferred lead: MLII
+    b = train(capsys, root, runs, "b", "lead=V2,V1")  # the first of these each record has
+    code, _, err = run_cli(
+        capsys, "ensemble", str(a), str(b), "--name", "e", "--runs-dir", str(runs)
+    )
+    assert code == 0, err
+    e = runs / "e"
+    assert json.loads((e / "run.json").read_text())["channels"] == [0, 1]
+    assert load_run(e).config.lead == "|V2,V1"
+
+    beats, rr = torch.rand(8, 2, 187), 0.5 + torch.rand(8, 3)
+    with torch.no_grad():
+        models = [load_run(r).model for r in (a, b)]
+        mean = sum(m(beats[:, i], rr).softmax(dim=1) for i, m in enumerate(models)) / 2
+        joined = load_run(e).model(beats, rr).softmax(dim=1)
+    torch.testing.assert_close(joined, mean)
+
+    code, _, err = run_cli(capsys, "evaluate", str(e))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "report", str(e), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    page = tmp_path / "page.html"
+    code, _, err = run_cli(
+        capsys, "view", "--run", str(e), "--record", str(tiny_mitdb / "100"), "--out", str(page)
+    )
+    assert code == 0 and "MLII|V1" in page.read_text(), err
+    tables, said = {}, {}
+    for run in (a, b, e):
+        out_csv = tmp_path / f"{run.name}.csv"
+        args = ("predict", "--run", str(run), "--record", str(tiny_mitdb / "100"))
+        code, said[run.name], err = run_cli(capsys, *args, "--out", str(out_csv))
+        assert code == 0, err
+        tables[run.name] = pd.read_csv(out_csv)
+    assert "lead V1," in said["b"] and "lead MLII|V1," in said["e"], said
+    columns = [c for c in tables["e"] if c.startswith("p_")]
+    expected = (tables["a"][columns] + tables["b"][columns]) / 2
+    np.testing.assert_allclose(tables["e"][columns], expected, atol=1e-5)
+
+    onnx_file = tmp_path / "e.onnx"
+    code, _, err = run_cli(capsys, "export", "--run", str(e), "--out", str(onnx_file))
+    assert code == 0, err
+    args = ("predict", "--run", str(e), "--record", str(tiny_mitdb / "100"), "--onnx")
+    code, _, err = run_cli(capsys, *args, str(onnx_file), "--out", str(tmp_path / "o.csv"))
+    assert code == 0, err
+    np.testing.assert_allclose(
+        pd.read_csv(tmp_path / "o.csv")[columns], tables["e"][columns], atol=1e-4
+    )
+    code, _, err = run_cli(
+        capsys,
+        "predict",
+        "--run",
+        str(a),
+        "--record",
+        str(tiny_mitdb / "100"),
+        "--onnx",
+        str(onnx_file),
+        "--out",
+        str(tmp_path / "x.csv"),
+    )
+    assert code == 2 and "beat_shape" in err, err
+
+    code, _, err = run_cli(capsys, *args[:5], "--lead", "MLII", "--out", str(tmp_path / "l.csv"))
+    assert code == 2 and "reads 2 lead(s)" in err and "joined by '|'" in err, err
+    write_record("102", tiny_mitdb, np.random.default_rng(1), leads=("MLII", "V5"))
+    code, _, err = run_cli(
+        capsys, *args[:4], str(tiny_mitdb / "102"), "--out", str(tmp_path / "m.csv")
+    )
+    assert code == 2 and "record 102 has none of the leads V2, V1" in err, err
+    code, _, err = run_cli(
+        capsys,
+        *("train", "--data-dir", str(root), "--runs-dir", str(runs), "--name", "t"),
+        *("--epochs", "1", "--tracking-uri", "none", "--set", "lead=MLII|V1"),
+    )
+    assert code == 2 and "joins the leads of an ensemble's members" in err, err
+    assert not (tmp_path / "l.csv").exists() and not (tmp_path / "m.csv").exists()
+    assert not (runs / "t").exists()

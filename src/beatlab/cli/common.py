@@ -28,7 +28,10 @@ Layout = Annotated[
 ]
 Lead = Annotated[
     str | None,
-    typer.Option(help="Use this lead for every record (default: the database's preferred ones)."),
+    typer.Option(
+        help="Use this lead for every record, or the first of a comma-separated list each record "
+        "has (V1,V2,V5); default: the database's preferred ones."
+    ),
 ]
 RunDir = Annotated[Path, typer.Option("--run", help="A run directory (from `beatlab train`).")]
 Detector = Annotated[

@@ -27,7 +27,11 @@ def predict(
     detector: Detector = False,
     lead: Annotated[
         str | None,
-        typer.Option(help="The record's lead to classify (default: the run's preferred leads)."),
+        typer.Option(
+            help="The record's lead to classify, or the first of a comma-separated list it has "
+            "(default: the run's own, else its preferred leads); an ensemble over several leads "
+            "takes one choice per lead, joined by '|'."
+        ),
     ] = None,
     onnx: Annotated[
         Path | None,

@@ -17,7 +17,11 @@ def view(
     detector: Detector = False,
     lead: Annotated[
         str | None,
-        typer.Option(help="The lead to classify and show (default: the run's preferred lead)."),
+        typer.Option(
+            help="The lead to classify and show (default: the run's own, else its preferred "
+            "lead); an ensemble over several leads takes one per lead, joined by '|', and shows "
+            "the first."
+        ),
     ] = None,
 ) -> None:
     """Write one HTML page showing every classified beat of a record on its ECG trace."""

@@ -115,11 +115,40 @@ def read_header(base: Path) -> wfdb.Record:
     return header
 
 
+CHANNEL_SEPARATOR = "|"
+"""Joins the leads of an ensemble whose members read different leads (`MLII|V1,V2`): its beats
+are cut from each, one channel per lead."""
+
+
+def channel_leads(lead: str | None) -> list[str | None]:
+    """One lead choice per channel of `lead` (None: the database's preferred leads)."""
+    return [part.strip() or None for part in (lead or "").split(CHANNEL_SEPARATOR)]
+
+
+def asked_lead(own: str | None, asked: str | None) -> str | None:
+    """The lead(s) a run reads a record from: `asked` (`--lead`) if given, one choice per
+    channel of the run's own lead, else the run's own."""
+    channels = len(channel_leads(own))
+    if asked and len(channel_leads(asked)) != channels:
+        raise BeatlabError(
+            f"the run reads {channels} lead(s) ({own or 'the preferred one'}): give one choice "
+            f"per lead, joined by '{CHANNEL_SEPARATOR}'",
+            "--lead",
+        )
+    return asked or own
+
+
+def lead_choices(lead: str) -> tuple[str, ...]:
+    """`--lead V1,V2,V5`: a record uses the first of these it has (one name: that lead only)."""
+    return tuple(name.strip() for name in lead.split(",") if name.strip())
+
+
 def read_lead(
     base: Path, header: wfdb.Record, leads: tuple[str, ...], lead: str | None = None
 ) -> tuple[np.ndarray, str]:
-    """The digital samples of `lead` if given, else of the first of `leads` the record has."""
-    wanted = (lead,) if lead else leads
+    """The digital samples of the first of `lead`'s choices the record has if given, else of
+    the first of `leads` it has."""
+    wanted = lead_choices(lead) if lead else leads
     found = next((name for name in wanted if name in (header.sig_name or [])), None)
     if found is None:
         raise BeatlabError(
@@ -375,3 +404,28 @@ def ensure_beats(
     beats, leads = build_beats(source, db, params, lead)
     save_beats(beats, path, {**meta, "leads": leads})
     return beats, path, True
+
+
+def ensure_channel_beats(
+    data_dir: Path, params: BuildParams, *, db: DatabaseSpec = MITDB, lead: str | None = None
+) -> tuple[Beats, list[Path], dict[str, str]]:
+    """`ensure_beats` for each channel of `lead`: with several, the beats of every lead stacked
+    into (n, channels, length) beats, cut at the same R peaks. Returns the beats, their caches
+    and the lead(s) each record's beats were cut from (`MLII|V1` with two channels)."""
+    parts, paths, leads = [], [], []
+    for choice in channel_leads(lead):
+        beats, path, _ = ensure_beats(data_dir, params, db=db, lead=choice)
+        parts.append(beats)
+        paths.append(path)
+        leads.append((read_cache_metadata(path) or {}).get("leads", {}))
+    if len(parts) == 1:
+        return parts[0], paths, leads[0]
+    first = parts[0]
+    for other, path in zip(parts[1:], paths[1:], strict=True):
+        if not np.array_equal(other.sample, first.sample) or not np.array_equal(
+            other.record, first.record
+        ):
+            raise BeatlabError("its beats are not those of the first lead's cache", path)
+    joined = {r: CHANNEL_SEPARATOR.join(str(m.get(r, "?")) for m in leads) for r in leads[0]}
+    x = np.stack([b.x for b in parts], axis=1)
+    return Beats(x, first.y, first.rr, first.record, first.sample), paths, joined

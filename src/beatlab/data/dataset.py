@@ -11,7 +11,7 @@ import numpy as np
 
 from beatlab import CLASSES
 from beatlab.data.balance import balance as balance_beats
-from beatlab.data.build import Beats, ensure_beats
+from beatlab.data.build import Beats, ensure_channel_beats
 from beatlab.data.databases import MITDB, DatabaseSpec, parse_databases
 from beatlab.data.layouts import get_layout
 from beatlab.data.splits import PARTS, split_indices
@@ -77,12 +77,12 @@ def load_beats_of(
     root = resolve_data_dir(data_dir)
     parts, caches, patients = [], [], []
     for spec in specs:
-        beats, cache, _ = ensure_beats(root, params, db=spec, lead=lead)
+        beats, paths, _ = ensure_channel_beats(root, params, db=spec, lead=lead)
         patients.append(np.array([spec.patient(r) for r in beats.record]))
         if len(specs) > 1:
             beats.record = np.char.add(f"{spec.name}:", beats.record.astype(str))
         parts.append(beats)
-        caches.append(cache)
+        caches.extend(paths)
     beats = Beats(
         *(
             np.concatenate([getattr(b, f) for b in parts])

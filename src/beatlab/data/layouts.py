@@ -301,6 +301,21 @@ def segment_beats(
     return SEGMENTERS[params.method](signal, fs, peaks, params, marks)
 
 
+def segment_leads(
+    signals: list[np.ndarray],
+    fs: float,
+    peaks: np.ndarray,
+    params: BuildParams,
+    marks: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`segment_beats` of each of a record's leads at the same R peaks: (n, length) beats for
+    one lead, (n, leads, length) for several (an ensemble whose members read different leads);
+    the R-R context depends on the peaks alone."""
+    cut = [segment_beats(signal, fs, peaks, params, marks) for signal in signals]
+    x = cut[0][0] if len(cut) == 1 else np.stack([beats for beats, _ in cut], axis=1)
+    return x, cut[0][1]
+
+
 KACHUEE = register_layout(BuildParams())
 FILE_LAYOUTS = ("kachuee", "kaggle")
 """Layouts whose beats are shaped like the Kaggle CSV / course Parquet files (`kaggle` exactly):

@@ -52,7 +52,7 @@ def input_names(model: BeatModel) -> list[str]:
 def example_inputs(model: BeatModel, batch: int = 2) -> tuple[torch.Tensor, ...]:
     """Inputs to trace with; random values, since only their shapes end up in the graph."""
     generator = torch.Generator().manual_seed(0)
-    beats = torch.rand(batch, BEAT_LENGTH, generator=generator)
+    beats = torch.rand(batch, *model.beat_shape, generator=generator)
     if not model.use_rr:
         return (beats,)
     return beats, 0.5 + torch.rand(batch, RR_FEATURES, generator=generator)
@@ -69,6 +69,7 @@ def export_metadata(
         "classes": list(classes),
         "inputs": input_names(model),
         "layout": layout,
+        "beat_shape": list(model.beat_shape),
         "beatlab_version": __version__,
     }
 
@@ -162,9 +163,11 @@ def runner_for(run: Run, path: Path, workers: int | None = None) -> OnnxRunner:
         "classes": list(run.classes),
         "inputs": input_names(run.model),
         "layout": run.config.layout,
+        "beat_shape": list(run.model.beat_shape),
     }
     theirs = {key: runner.metadata.get(key) for key in ours}
     theirs["layout"] = theirs["layout"] or "kachuee"  # exports before layouts existed
+    theirs["beat_shape"] = theirs["beat_shape"] or [BEAT_LENGTH]  # before ensembles of leads
     if theirs != ours:
         raise BeatlabError(f"exported from {theirs}, but run {run.path.name} is {ours}", path)
     return runner

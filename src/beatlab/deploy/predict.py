@@ -20,10 +20,18 @@ import torch
 from wfdb import processing
 
 from beatlab import CLASSES
-from beatlab.data.build import read_annotation_marks, read_header, read_lead
+from beatlab.data.build import (
+    CHANNEL_SEPARATOR,
+    asked_lead,
+    channel_leads,
+    lead_choices,
+    read_annotation_marks,
+    read_header,
+    read_lead,
+)
 from beatlab.data.databases import get_database, list_databases, parse_databases
 from beatlab.data.formats import NO_RR, detect_format, read_beats
-from beatlab.data.layouts import FILE_LAYOUTS, get_layout, segment_beats
+from beatlab.data.layouts import FILE_LAYOUTS, get_layout, segment_leads
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
@@ -156,14 +164,15 @@ Engine = Callable[[np.ndarray, np.ndarray], np.ndarray]
 exported file of it (`beatlab.deploy.OnnxRunner.predict_proba`)."""
 
 
-def record_leads(run: Run, lead: str | None = None) -> tuple[str, ...]:
-    """The leads to look for in a new record: the one asked for, else the preferred leads of the
-    run's own database(s), then those of every other registered database."""
-    if lead:
-        return (lead,)
+def record_leads(run: Run, lead: str | None = None) -> list[tuple[str, ...]]:
+    """The leads to look for in a new record, one set of choices per channel the run reads:
+    those asked for, else those the run was trained on, else the preferred leads of the run's
+    own database(s), then those of every other registered database."""
     own = [name for spec in parse_databases(run.config.db) for name in spec.leads]
     others = [name for db in list_databases() for name in get_database(db).leads]
-    return tuple(dict.fromkeys(own + others))
+    preferred = tuple(dict.fromkeys(own + others))
+    chosen = channel_leads(asked_lead(run.config.lead, lead))
+    return [lead_choices(choice) if choice else preferred for choice in chosen]
 
 
 def predict_record(
@@ -180,8 +189,11 @@ def predict_record(
     base = record_base(path)
     header = read_header(base)
     params = get_layout(run.config.layout)
-    first = tuple(header.sig_name[:1]) if params.first_lead and not lead else ()
-    signal, used = read_lead(base, header, first or record_leads(run, lead))
+    choices = record_leads(run, lead)
+    if params.first_lead and not lead:
+        choices[0] = tuple(header.sig_name[:1])
+    leads = [read_lead(base, header, wanted) for wanted in choices]
+    signal, used = leads[0]
     fs = float(header.fs)
     if len(signal) < params.length * fs / params.fs:
         raise BeatlabError(
@@ -209,7 +221,8 @@ def predict_record(
         raise BeatlabError("the annotations mark no beats", path)
     if run.classes != CLASSES:  # the annotations name AAMI classes, which this run does not use
         reference, ref_peaks = np.full(len(peaks), -1, dtype=np.int64), ref_peaks[:0]
-    x, rr = segment_beats(signal, fs, peaks, params, marks if source == "annotations" else None)
+    signals = [lead_signal for lead_signal, _ in leads]
+    x, rr = segment_leads(signals, fs, peaks, params, marks if source == "annotations" else None)
     return Predictions(
         classes=run.classes,
         proba=(engine or partial(classify, run.model))(x, rr),
@@ -217,7 +230,7 @@ def predict_record(
         source=source,
         sample=np.asarray(peaks, dtype=np.int64),
         fs=fs,
-        lead=used,
+        lead=CHANNEL_SEPARATOR.join(name for _, name in leads),
         matched_against=len(ref_peaks) if source == "detector" else 0,
     )
 

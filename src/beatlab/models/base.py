@@ -143,11 +143,17 @@ class BeatModel(nn.Module):
             return logits
         return logits + self.decision_bias
 
+    @property
+    def beat_shape(self) -> tuple[int, ...]:
+        """One beat's shape as the model reads it (an ensemble over several leads: one row
+        per lead)."""
+        return (BEAT_LENGTH,)
+
     def _check_inputs(self, x: Tensor, rr: Tensor | None) -> None:
-        if x.ndim != 2 or x.shape[1] != BEAT_LENGTH:
+        if tuple(x.shape[1:]) != self.beat_shape:
+            shape = ", ".join(map(str, self.beat_shape))
             raise BeatlabError(
-                f"model '{self.name}' expects beats shaped (batch, {BEAT_LENGTH}), "
-                f"got {tuple(x.shape)}"
+                f"model '{self.name}' expects beats shaped (batch, {shape}), got {tuple(x.shape)}"
             )
         if self.use_rr and (rr is None or rr.shape != (x.shape[0], RR_FEATURES)):
             got = None if rr is None else tuple(rr.shape)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from beatlab import BEAT_LENGTH
 from beatlab.models.base import BeatModel
 
 
@@ -25,8 +26,13 @@ class MeanEnsemble(BeatModel):
     name = "ensemble"
 
     def __init__(
-        self, members: list[BeatModel], decision_weights: tuple[float, ...] | None = None
+        self,
+        members: list[BeatModel],
+        decision_weights: tuple[float, ...] | None = None,
+        channels: list[int] | None = None,
     ) -> None:
+        """`channels`: for members trained on different leads, which lead (row of a beat) each
+        member reads; None: they all read the same one-lead beats."""
         first = members[0]
         config = first.config
         if decision_weights is not None:
@@ -36,18 +42,33 @@ class MeanEnsemble(BeatModel):
         for member in members:
             member.decide = False
         self.members = nn.ModuleList(members)
+        if channels is not None and (
+            len(channels) != len(members) or sorted(set(channels)) != list(range(max(channels) + 1))
+        ):
+            raise ValueError(f"channels {channels} for {len(members)} members")
+        self.channels = list(channels) if channels else None
+
+    @property
+    def beat_shape(self) -> tuple[int, ...]:
+        if self.channels is None:
+            return (BEAT_LENGTH,)
+        return (max(self.channels) + 1, BEAT_LENGTH)
 
     @property
     def hparams(self) -> dict[str, Any]:
         first = self.members[0]
         assert isinstance(first, BeatModel)
         own = {"decision_weights": list(self.config.decision_weights)}
-        return {"members": len(self.members), "member": first.name, **first.hparams, **own}
+        leads = {"channels": self.channels} if self.channels else {}
+        return {"members": len(self.members), "member": first.name, **first.hparams, **own, **leads}
 
     def forward(self, x: Tensor, rr: Tensor | None = None) -> Tensor:
         if not torch.jit.is_tracing():
             self._check_inputs(x, rr)
-        proba = torch.stack([m(x, rr).softmax(dim=1) for m in self.members]).mean(dim=0)
+        inputs = [x[:, c] for c in self.channels] if self.channels else [x] * len(self.members)
+        proba = torch.stack(
+            [m(beats, rr).softmax(dim=1) for m, beats in zip(self.members, inputs, strict=True)]
+        ).mean(dim=0)
         return self.decided(proba.clamp_min(1e-12).log())
 
     def reset_head(self, num_classes: int) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from beatlab import BEAT_LENGTH
 from beatlab.models.base import RR_FEATURES, BeatModel
 
 ATOMIC: tuple[type[nn.Module], ...] = (nn.MultiheadAttention,)
@@ -17,7 +16,8 @@ would never fire)."""
 
 def describe(model: BeatModel) -> list[dict[str, Any]]:
     """One row per leaf module, in definition order: name, type, output shape (from a dummy
-    (1, 187) forward in eval mode; None if the module was not called) and parameter count.
+    (1, *beat_shape) forward in eval mode; None if the module was not called) and parameter
+    count.
 
     Parameters owned directly by a container (e.g. positional embeddings) get a row of their own
     with type "Parameter" and their shape, so the `params` column sums to the model's total."""
@@ -66,7 +66,7 @@ def describe(model: BeatModel) -> list[dict[str, Any]]:
     try:
         model.eval()
         p = next(model.parameters())
-        x = torch.zeros(1, BEAT_LENGTH, device=p.device, dtype=p.dtype)
+        x = torch.zeros(1, *model.beat_shape, device=p.device, dtype=p.dtype)
         rr = torch.zeros(1, RR_FEATURES, device=p.device, dtype=p.dtype) if model.use_rr else None
         model(x, rr)
     finally:

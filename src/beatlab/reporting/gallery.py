@@ -10,6 +10,7 @@ balancing is skipped) and classified again, only for runs evaluated on test.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -52,7 +53,10 @@ def test_beats(run: Run) -> tuple[Beats, Beats, np.ndarray]:
         for members in (np.flatnonzero(beats.y == k) for k in range(len(run.classes)))
     ]
     searched = beats.take(np.sort(np.concatenate(chosen)))
-    return beats, searched, predict_proba(run.model, Tensors.from_beats(searched))
+    proba = predict_proba(run.model, Tensors.from_beats(searched))
+    if beats.x.ndim == 3:  # an ensemble over several leads: the gallery draws the first
+        beats, searched = replace(beats, x=beats.x[:, 0]), replace(searched, x=searched.x[:, 0])
+    return beats, searched, proba
 
 
 def beat_time(length: int, layout: str) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from beatlab.data.build import CHANNEL_SEPARATOR
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 
@@ -296,7 +297,7 @@ def page_for(predictions: Predictions, path: Path, run_name: str) -> str:
         fs=predictions.fs,
         lead=predictions.lead,
         source=predictions.source,
-        trace=read_trace(path, predictions.lead),
+        trace=read_trace(path, predictions.lead.split(CHANNEL_SEPARATOR)[0]),  # the first lead
         matched_against=predictions.matched_against,
     )
 

@@ -116,6 +116,8 @@ class TrainConfig:
     """Beat layout (`beatlab.data.layouts`): kachuee (the study's), kaggle (as the Kaggle files
     were built), or centred, deviation, deviation_median_rr (new patients)."""
     lead: str | None = None
+    """The lead to cut beats from, or the first of a comma-separated list that each record has
+    (`V1,V2,V5`); None: the database's preferred leads."""
     split: str = "intra"
     balance: str = "none"
     class_weight_power: float = 1.0
@@ -219,6 +221,12 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             if f.name != "hparams":
                 _coerce(getattr(self, f.name), f.type, f.name, source)
+        if "|" in (self.lead or ""):
+            raise BeatlabError(
+                f"'lead' {self.lead!r}: '|' joins the leads of an ensemble's members; a run "
+                "trains on one lead (or the first of a comma-separated list each record has)",
+                source,
+            )
         if self.folds is None and self.fold != 0:
             raise BeatlabError(f"'fold' ({self.fold}) needs 'folds' (--folds K)", source)
         if self.folds is not None and self.fold >= self.folds:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from beatlab import CLASSES
-from beatlab.data.build import ensure_beats, read_cache_metadata
+from beatlab.data.build import asked_lead, ensure_channel_beats
 from beatlab.data.databases import get_database
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout
@@ -67,14 +67,17 @@ def evaluate_database(
         raise BeatlabError(
             f"the run was trained on {db}; evaluate it with its own test part instead", run_dir
         )
-    beats, cache, _ = ensure_beats(
-        resolve_data_dir(data_dir), get_layout(run.config.layout), db=spec, lead=lead
+    beats, _, leads = ensure_channel_beats(
+        resolve_data_dir(data_dir),
+        get_layout(run.config.layout),
+        db=spec,
+        lead=asked_lead(run.config.lead, lead),
     )
     proba = predict_proba(run.model, Tensors.from_beats(beats))
     metrics = classification_metrics(beats.y, proba, run.classes)
     metrics["database"] = f"{spec.title} v{spec.version}"
     metrics["records"] = len(np.unique(beats.record))
-    metrics["leads"] = (read_cache_metadata(cache) or {}).get("leads", {})
+    metrics["leads"] = leads
     metrics["per_record"] = per_record(beats.record, beats.y, proba.argmax(axis=1), run.classes)
     stored = read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
     stored[f"db:{db}"] = metrics

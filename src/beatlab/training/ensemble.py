@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from beatlab.data.build import CHANNEL_SEPARATOR
 from beatlab.errors import BeatlabError
 from beatlab.models.ensemble import MeanEnsemble
 from beatlab.training.config import TrainConfig
@@ -30,8 +31,9 @@ from beatlab.training.runs import (
     write_json,
 )
 
-SHARED = ("model", "hparams", "db", "layout", "lead", "split", "train_file", "test_file")
-"""What every member must share: the architecture, and the data its beats come from."""
+SHARED = ("model", "hparams", "db", "layout", "split", "train_file", "test_file")
+"""What every member must share: the architecture, and the data its beats come from. Members may
+read different leads: the ensemble then reads one channel per lead (`member_channels`)."""
 TEST_PART = ("seed", "folds", "fold", "valid_file")
 """What else fixes the test part, unless the split is `inter` (whose test part, DS2, no seed or
 fold touches): members that differ here were tested on beats another member trained on."""
@@ -53,6 +55,16 @@ def ensemble_config(configs: list[TrainConfig], paths: list[Path]) -> TrainConfi
                 path / CONFIG,
             )
     return configs[0].updated({"folds": None, "fold": 0}) if patient_wise else configs[0]
+
+
+def member_channels(configs: list[TrainConfig]) -> tuple[str | None, list[int] | None]:
+    """The ensemble's lead and which channel each member reads: with members on different
+    leads, their leads in order of first use joined by '|' (an empty part: the database's
+    preferred leads), and each member's index among them; else the one lead and None."""
+    leads = list(dict.fromkeys(config.lead or "" for config in configs))
+    if len(leads) == 1:
+        return configs[0].lead, None
+    return CHANNEL_SEPARATOR.join(leads), [leads.index(c.lead or "") for c in configs]
 
 
 def build_ensemble(
@@ -92,7 +104,9 @@ def build_ensemble(
             f"({', '.join(runs[0].classes)}): give one per class, or '' to decide by plain argmax",
             "--decision-weights",
         )
-    model = MeanEnsemble([run.model for run in runs], weights)
+    lead, channels = member_channels([run.config for run in runs])
+    config = config.updated({"lead": lead})
+    model = MeanEnsemble([run.model for run in runs], weights, channels)
     ranges = [run.info.get("train_range", [0.0, 1.0]) for run in runs]
     info: dict[str, Any] = {
         "classes": list(runs[0].classes),
@@ -112,6 +126,7 @@ def build_ensemble(
         "dataset": runs[0].info.get("dataset", {}),
         "versions": package_versions(),
         "parameters": sum(p.numel() for p in model.parameters()),
+        **({"channels": channels} if channels else {}),
     }
     run_dir = new_run_dir(runs_dir, name, "ensemble", replace=replace)
     try:

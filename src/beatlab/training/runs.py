@@ -195,9 +195,15 @@ def save_checkpoint(path: Path, model: BeatModel) -> None:
         )
 
 
-def load_model(run_dir: Path, config: TrainConfig, num_classes: int, members: int = 0) -> BeatModel:
-    """Rebuild the architecture from the config (`members` of it for an ensemble) and load the
-    checkpoint's weights into it."""
+def load_model(
+    run_dir: Path,
+    config: TrainConfig,
+    num_classes: int,
+    members: int = 0,
+    channels: list[int] | None = None,
+) -> BeatModel:
+    """Rebuild the architecture from the config (`members` of it for an ensemble, reading
+    `channels` where they read different leads) and load the checkpoint's weights into it."""
     path = run_dir / CHECKPOINT
     if not path.exists():
         raise BeatlabError(f"run has no checkpoint ({CHECKPOINT})", run_dir)
@@ -206,9 +212,11 @@ def load_model(run_dir: Path, config: TrainConfig, num_classes: int, members: in
             create_model(config.model, num_classes=num_classes, **config.hparams)
             for _ in range(max(members, 1))
         ]
-        model = MeanEnsemble(built) if members else built[0]
+        model = MeanEnsemble(built, channels=channels) if members else built[0]
     except BeatlabError as err:
         raise BeatlabError(err.problem, run_dir / CONFIG) from None
+    except ValueError as err:
+        raise BeatlabError(f"'channels': {err}", run_dir / RUN) from None
     try:
         state = load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for damaged files
@@ -251,7 +259,9 @@ def load_run(run_dir: Path) -> Run:
     config, info = read_run_files(run_dir)
     classes = tuple(info["classes"])
     members = len(info.get("members", []))
-    return Run(run_dir, config, classes, load_model(run_dir, config, len(classes), members), info)
+    channels = info.get("channels")
+    model = load_model(run_dir, config, len(classes), members, channels)
+    return Run(run_dir, config, classes, model, info)
 
 
 def is_ensemble(info: dict[str, Any]) -> bool:
@@ -271,6 +281,9 @@ def read_run_files(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
         raise BeatlabError("'classes' must be a non-empty list of class names", run_dir / RUN)
     if not isinstance(info.get("members", []), list) or len(info.get("members", [])) == 1:
         raise BeatlabError("'members' must be a list of two or more runs", run_dir / RUN)
+    channels = info.get("channels", [])
+    if not (isinstance(channels, list) and all(isinstance(c, int) for c in channels)):
+        raise BeatlabError("'channels' must be a list of lead indices", run_dir / RUN)
     return config, info
 
 
