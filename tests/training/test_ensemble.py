@@ -253,3 +253,15 @@ def test_members_on_different_leads_read_one_lead_each(
     assert code == 2 and "joins the leads of an ensemble's members" in err, err
     assert not (tmp_path / "l.csv").exists() and not (tmp_path / "m.csv").exists()
     assert not (runs / "t").exists()
+
+    svdb = root / "svdb"  # SVDB names its leads ECG1 and ECG2: `--lead` picks the second
+    svdb.mkdir()
+    write_record("800", svdb, np.random.default_rng(2), fs=128, leads=("ECG1", "ECG2"))
+    evaluate_svdb = ("evaluate", str(e), "--db", "svdb", "--data-dir", str(root))
+    code, _, err = run_cli(capsys, *evaluate_svdb)
+    assert code == 2 and "record 800 has none of the leads V2, V1" in err, err
+    code, _, err = run_cli(capsys, "evaluate", str(e), "--lead", "|ECG2")
+    assert code == 2 and "--lead applies to --db only" in err, err
+    code, _, err = run_cli(capsys, *evaluate_svdb, "--lead", "|ECG2")
+    assert code == 0, err
+    assert json.loads((e / "metrics.json").read_text())["db:svdb"]["leads"] == {"800": "ECG1|ECG2"}

@@ -201,15 +201,25 @@ def evaluate(
             help="Evaluate on every annotated beat of this other database (e.g. svdb) instead."
         ),
     ] = None,
+    lead: Annotated[
+        str | None,
+        typer.Option(
+            help="With --db: the lead to read instead of the run's own (its database's preferred "
+            "one), or the first of a comma-separated list each record has; an ensemble over "
+            "several leads takes one choice per lead, joined by '|'."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Evaluate a run's best model once on the test part (or another part, or another
     database): metrics.json."""
+    if lead is not None and db is None:
+        raise BeatlabError("--lead applies to --db only (the test part is cut as trained)")
     if db is not None:
         from beatlab.training.crossdb import evaluate_database
 
-        metrics = evaluate_database(run, db, data_dir)
+        metrics = evaluate_database(run, db, data_dir, lead)
         print_metrics(metrics, f"{run.name} on {metrics['database']}, {metrics['records']} records")
         print_table(metrics["per_record"], title="per record")
     else:
