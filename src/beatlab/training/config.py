@@ -221,10 +221,13 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             if f.name != "hparams":
                 _coerce(getattr(self, f.name), f.type, f.name, source)
-        if "|" in (self.lead or ""):
+        from beatlab.data.build import CHANNEL_SEPARATOR
+
+        if CHANNEL_SEPARATOR in (self.lead or ""):
             raise BeatlabError(
-                f"'lead' {self.lead!r}: '|' joins the leads of an ensemble's members; a run "
-                "trains on one lead (or the first of a comma-separated list each record has)",
+                f"'lead' {self.lead!r}: '{CHANNEL_SEPARATOR}' joins the leads of an ensemble's "
+                "members; a run trains on one lead (or the first of a comma-separated list each "
+                "record has)",
                 source,
             )
         if self.folds is None and self.fold != 0:
