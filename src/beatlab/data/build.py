@@ -128,10 +128,10 @@ def channel_leads(lead: str | None) -> list[str | None]:
 def asked_lead(own: str | None, asked: str | None) -> str | None:
     """The lead(s) a run reads a record from: `asked` (`--lead`) if given, one choice per
     channel of the run's own lead, else the run's own."""
-    channels = len(channel_leads(own))
-    if asked and len(channel_leads(asked)) != channels:
+    channels = [choice or "the preferred lead" for choice in channel_leads(own)]
+    if asked and len(channel_leads(asked)) != len(channels):
         raise BeatlabError(
-            f"the run reads {channels} lead(s) ({own or 'the preferred one'}): give one choice "
+            f"the run reads {len(channels)} lead(s) ({'; '.join(channels)}): give one choice "
             f"per lead, joined by '{CHANNEL_SEPARATOR}'",
             "--lead",
         )
