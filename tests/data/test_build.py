@@ -11,6 +11,7 @@ from conftest import run_cli
 
 from beatlab.data.balance import balance
 from beatlab.data.build import (
+    Beats,
     build_beats,
     cache_path,
     ensure_beats,
@@ -176,6 +177,19 @@ def test_balancing_is_seeded(tiny_mitdb: Path) -> None:
     a, _ = balance(beats, "smote", 5, 5)
     b, _ = balance(beats, "smote", 5, 5)
     assert np.array_equal(a.x, b.x)
+
+
+@pytest.mark.parametrize("method", ["oversample", "smote"])
+def test_beats_of_several_leads_are_balanced_as_one_row_each(tiny_mitdb: Path, method: str) -> None:
+    beats, _ = build_beats(tiny_mitdb)
+    one, _ = balance(beats, method, 5, 5)
+    stacked = Beats(
+        np.stack([beats.x, -beats.x], axis=1), beats.y, beats.rr, beats.record, beats.sample
+    )
+    two, _ = balance(stacked, method, 5, 5)
+    assert two.x.shape == (len(one), 2, beats.x.shape[1])
+    assert np.array_equal(two.counts(), one.counts())
+    np.testing.assert_allclose(two.x[:, 1], -two.x[:, 0], atol=1e-6)  # the leads stay paired
 
 
 def test_cli_build_and_info(tiny_mitdb: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,7 +26,8 @@ def balance(train: Beats, method: str, seed: int, num_classes: int) -> tuple[Bea
     """Return the (possibly resampled) training beats and what was done, for the metadata.
 
     SMOTE interpolates in the joint space of samples and R-R features so both stay consistent;
-    synthetic beats get record "" and sample -1.
+    synthetic beats get record "" and sample -1. Beats of several leads, (n, leads, length), are
+    resampled as one row each.
     """
     info: dict[str, Any] = {"balance": method, "balance_seed": seed}
     if method == "none":
@@ -36,20 +37,21 @@ def balance(train: Beats, method: str, seed: int, num_classes: int) -> tuple[Bea
         return train, info
     if method == "oversample":
         sampler = RandomOverSampler(random_state=seed)
-        sampler.fit_resample(train.x[:, :1], train.y)
+        sampler.fit_resample(train.y[:, None], train.y)  # only the drawn indices are used
         return train.take(np.sort(sampler.sample_indices_)), info
     if method == "smote":
         counts = np.bincount(train.y)
         k = int(min(5, counts[counts > 0].min() - 1))
         if k < 1:
             raise BeatlabError("SMOTE needs at least two training beats of every class")
-        features = np.concatenate([train.x, train.rr], axis=1)
+        flat = train.x.reshape(len(train), -1)
+        features = np.concatenate([flat, train.rr], axis=1)
         smote = SMOTE(random_state=seed, k_neighbors=k)
         fx, fy = smote.fit_resample(features, train.y)
         n_new = len(fy) - len(train)
-        width = train.x.shape[1]
+        width = flat.shape[1]
         return Beats(
-            x=np.ascontiguousarray(fx[:, :width], dtype=np.float32),
+            x=np.ascontiguousarray(fx[:, :width].reshape(-1, *train.x.shape[1:]), np.float32),
             y=np.asarray(fy, dtype=np.int64),
             rr=np.ascontiguousarray(fx[:, width:], dtype=np.float32),
             record=np.concatenate([train.record, np.full(n_new, "")]),
