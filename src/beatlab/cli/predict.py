@@ -142,6 +142,7 @@ def export(
     from beatlab.deploy.export import (
         EXPORT_FILES,
         INT8_FILE,
+        check_quantizable,
         compare_int8,
         export_int8,
         export_model,
@@ -172,6 +173,7 @@ def export(
             f"difference from PyTorch on 256 random beats: {diff:.2e}"
         )
         return
+    check_quantizable(trained.model)  # before the training beats are read
     ds = dataset_for(trained.config)
     path = export_int8(
         trained.model,

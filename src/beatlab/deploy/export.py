@@ -97,6 +97,16 @@ def export_model(
     return out
 
 
+def check_quantizable(model: BeatModel) -> None:
+    """int8 quantises a network's weights; a tree model (or an ensemble of them) has none, and
+    quantising its thresholds would move its splits."""
+    if next(model.parameters(), None) is None:
+        raise BeatlabError(
+            f"--int8 quantises a network's weights; model '{model.name}' has none (export it "
+            "without --int8: the fp32 file is the model itself)"
+        )
+
+
 def export_int8(
     model: BeatModel,
     classes: tuple[str, ...],
@@ -111,6 +121,7 @@ def export_int8(
     the activation ranges calibrated on a seeded sample of `beats` (training beats, never test).
     On CPUs with VNNI, ONNX Runtime runs it several times faster than the fp32 export; a few
     beats in a thousand change class, so check it (`beatlab export --int8` does) before use."""
+    check_quantizable(model)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_model(model, classes, "onnx", Path(tmp) / "model.onnx", name, layout)
         prepared = Path(tmp) / "prepared.onnx"

@@ -4,7 +4,7 @@ Every model maps (batch, 187) float32 beats (and, with `use_rr=True`, (batch, 3)
 in seconds) to (batch, num_classes) logits. See `list_models()` and `model_defaults(name)`.
 """
 
-from beatlab.models import cnn1d, cnn2d, rnn, transformer  # noqa: F401  (register the models)
+from beatlab.models import cnn1d, cnn2d, rnn, transformer, trees  # noqa: F401  (register the models)
 from beatlab.models.base import RR_FEATURES, BeatConfig, BeatModel, plain_decisions
 from beatlab.models.registry import (
     check_model,

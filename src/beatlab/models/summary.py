@@ -65,7 +65,7 @@ def describe(model: BeatModel) -> list[dict[str, Any]]:
     was_training = model.training
     try:
         model.eval()
-        p = next(model.parameters())
+        p = next(model.parameters(), torch.zeros(()))  # a tree model has none
         x = torch.zeros(1, *model.beat_shape, device=p.device, dtype=p.dtype)
         rr = torch.zeros(1, RR_FEATURES, device=p.device, dtype=p.dtype) if model.use_rr else None
         model(x, rr)

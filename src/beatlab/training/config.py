@@ -275,6 +275,32 @@ class TrainConfig:
             check_model(self.model, **self.hparams)
         except BeatlabError as err:
             raise BeatlabError(err.problem, source) from None
+        self._check_trees(source)
+
+    def _check_trees(self, source: str | Path | None) -> None:
+        """What a tree model, fitted on all beats at once and never by gradients, cannot use."""
+        from beatlab.models.trees import BoostedTrees
+
+        if self.model != BoostedTrees.name:
+            return
+        augmented = [
+            key
+            for key in ("augment_scale", "augment_wander", "augment_noise", "augment_jitter")
+            if getattr(self, key)
+        ]
+        if augmented:
+            raise BeatlabError(
+                f"model '{self.model}' fits the beats as they are cut once: set "
+                f"{', '.join(f'{key} = 0' for key in augmented)} (augmentation perturbs each "
+                "epoch's batches of a network)",
+                source,
+            )
+        if self.sampler != "full":
+            raise BeatlabError(
+                f"model '{self.model}' fits every training beat at once: sampler "
+                f"'{self.sampler}' draws beats per epoch (balance the dataset with 'balance')",
+                source,
+            )
 
 
 def check_options(values: dict[str, Any]) -> None:

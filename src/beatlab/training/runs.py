@@ -39,6 +39,7 @@ from beatlab.errors import BeatlabError, brief
 from beatlab.io import writing
 from beatlab.models import BeatModel, create_model
 from beatlab.models.ensemble import MeanEnsemble
+from beatlab.models.trees import BoostedTrees
 from beatlab.training.config import TrainConfig
 from beatlab.training.trainer import FitResult, TrainState
 
@@ -297,6 +298,8 @@ def transfer_model(config: TrainConfig) -> tuple[str, dict[str, Any], int]:
     src_config, info = read_run_files(source)
     if is_ensemble(info):
         raise BeatlabError("is an ensemble; --init-from takes one of its members", source)
+    if src_config.model == BoostedTrees.name:
+        raise BeatlabError("is a tree model: --init-from fine-tunes a network's weights", source)
     src = {**src_config.hparams}
     given = config.hparams
     where = f"--init-from {source}"

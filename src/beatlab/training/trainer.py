@@ -28,6 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from beatlab.data.build import Beats
 from beatlab.errors import BeatlabError
 from beatlab.models import BeatModel, plain_decisions
+from beatlab.models.trees import BoostedTrees
 from beatlab.output import make_console
 from beatlab.training.augment import augment
 from beatlab.training.config import TrainConfig
@@ -202,7 +203,21 @@ def fit(
 ) -> FitResult:
     """Train `model` in place on `train`, select on `valid` by `config.monitor`; returns history
     and best weights. `resume` continues after its epoch; `on_state` gets each epoch's state.
-    With `config.validate` off, `valid` is empty and the last epoch is the one kept."""
+    With `config.validate` off, `valid` is empty and the last epoch is the one kept.
+    A tree model is fitted by scikit-learn instead (`beatlab.training.trees`)."""
+    if isinstance(model, BoostedTrees):
+        from beatlab.training.trees import fit_trees  # it builds on this module
+
+        return fit_trees(
+            model,
+            train,
+            valid,
+            config,
+            classes,
+            class_weights=class_weights,
+            on_epoch=on_epoch,
+            progress=progress,
+        )
     if len(train) < 2 or (config.validate and len(valid) == 0):
         raise BeatlabError(
             f"training needs at least 2 training beats and 1 validation beat, got "
