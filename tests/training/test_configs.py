@@ -14,6 +14,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TRAIN_CONFIGS = [
     CONFIGS / "demo.toml",
     CONFIGS / "new_patients.toml",
+    CONFIGS / "new_patients_trees.toml",
     *sorted((CONFIGS / "study").glob("*.toml")),
 ]
 

@@ -13,6 +13,7 @@ import torch
 from conftest import run_cli, write_record
 
 from beatlab.errors import BeatlabError
+from beatlab.models import plain_decisions
 from beatlab.training.config import TrainConfig
 from beatlab.training.ensemble import ensemble_config
 from beatlab.training.runs import load_run
@@ -76,10 +77,10 @@ def test_members_that_do_not_fit_together_are_refused(
     root, runs = tiny_mitdb.parent, tmp_path / "runs"
     a = train(capsys, root, runs, "a")
     seed = train(capsys, root, runs, "seed", "seed=1")  # intra: another test part
-    wide = train(capsys, root, runs, "wide", "filters=8")
+    other = train(capsys, root, runs, "other", "layout=deviation")
     cases = [
         ((a, seed), "seed.*differs from a in seed"),
-        ((a, wide), "differs from a in hparams"),
+        ((a, other), "differs from a in layout"),
         ((a,), "needs two or more runs"),
         ((a, a), "the same run is given twice"),
         ((a, tmp_path / "none"), "no such run directory"),
@@ -265,3 +266,44 @@ def test_members_on_different_leads_read_one_lead_each(
     code, _, err = run_cli(capsys, *evaluate_svdb, "--lead", "|ECG2")
     assert code == 0, err
     assert json.loads((e / "metrics.json").read_text())["db:svdb"]["leads"] == {"800": "ECG1|ECG2"}
+
+
+def test_members_of_different_models_are_each_rebuilt_from_their_own_config(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, runs = tiny_mitdb.parent, tmp_path / "runs"
+    cnn = train(capsys, root, runs, "cnn", "filters=8")
+    trees = train(capsys, root, runs, "trees", "model=gbt", "rounds=4", "min_samples_leaf=2")
+    args = ("ensemble", str(cnn), str(trees), "--name", "e", "--runs-dir", str(runs))
+    code, _, err = run_cli(capsys, *args, "--decision-weights", "1,2,1,1,1")
+    assert code == 0, err
+    e = runs / "e"
+    model = load_run(e).model
+    assert model.hparams["member"] == ["cnn1d_resnet", "gbt"]
+    assert model.config.decision_weights == (1.0, 2.0, 1.0, 1.0, 1.0)
+    beats, rr = torch.rand(8, 187), 0.5 + torch.rand(8, 3)
+    with torch.no_grad():
+        mean = sum(load_run(r).model(beats, rr).softmax(dim=1) for r in (cnn, trees)) / 2
+        with plain_decisions(model):
+            torch.testing.assert_close(model(beats, rr).softmax(dim=1), mean)
+    code, _, err = run_cli(capsys, "evaluate", str(e))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "report", str(e), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    assert "cnn1d_resnet, gbt" in (tmp_path / "report" / "report.md").read_text()
+    onnx_file = tmp_path / "e.onnx"
+    code, _, err = run_cli(capsys, "export", "--run", str(e), "--out", str(onnx_file))
+    assert code == 0, err
+    record = ("--run", str(e), "--record", str(tiny_mitdb / "100"))
+    code, _, err = run_cli(capsys, "predict", *record, "--out", str(tmp_path / "p.csv"))
+    assert code == 0, err
+    code, _, err = run_cli(
+        capsys, "predict", *record, "--onnx", str(onnx_file), "--out", str(tmp_path / "o.csv")
+    )
+    assert code == 0, err
+    columns = [c for c in pd.read_csv(tmp_path / "p.csv") if c.startswith("p_")]
+    np.testing.assert_allclose(
+        pd.read_csv(tmp_path / "o.csv")[columns],
+        pd.read_csv(tmp_path / "p.csv")[columns],
+        atol=1e-5,
+    )

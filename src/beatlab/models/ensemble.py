@@ -1,4 +1,5 @@
-"""The mean of several trained models of one architecture: what `beatlab ensemble` builds.
+"""The mean of several trained models, of one architecture or several: what `beatlab ensemble`
+builds.
 
 Not in the registry: an ensemble is assembled from finished runs, never trained from scratch.
 """
@@ -56,11 +57,14 @@ class MeanEnsemble(BeatModel):
 
     @property
     def hparams(self) -> dict[str, Any]:
-        first = self.members[0]
-        assert isinstance(first, BeatModel)
+        """The members' model and settings where they share them, else each member's model."""
+        members = [m for m in self.members if isinstance(m, BeatModel)]
         own = {"decision_weights": list(self.config.decision_weights)}
         leads = {"channels": self.channels} if self.channels else {}
-        return {"members": len(self.members), "member": first.name, **first.hparams, **own, **leads}
+        if len({m.name for m in members}) > 1:
+            return {"members": len(members), "member": [m.name for m in members], **own, **leads}
+        first = members[0].hparams
+        return {"members": len(members), "member": members[0].name, **first, **own, **leads}
 
     def forward(self, x: Tensor, rr: Tensor | None = None) -> Tensor:
         if not torch.jit.is_tracing():

@@ -70,9 +70,9 @@ class BoostedTrees(BeatModel):
 
     The tensors have one row per tree and one column per node, sized by the hyperparameters, so
     that `create_model` builds a model any checkpoint of the same hyperparameters loads into.
-    Trees of rounds not kept are single leaves of value 0. A node's children are flat indices
-    into the (trees x nodes) table; a leaf is its own child, so every beat can be walked the same
-    number of steps (the deepest tree's depth) with no branching in the graph."""
+    Trees of rounds not kept are single leaves of value 0, and not walked. A node's children are
+    flat indices into the (trees x nodes) table; a leaf is its own child, so every beat can be
+    walked the same number of steps (the deepest tree's depth) with no branching in the graph."""
 
     name = "gbt"
     config_cls = BoostedTreesConfig
@@ -89,8 +89,9 @@ class BoostedTrees(BeatModel):
         self.register_buffer("value", torch.zeros(trees, nodes))
         self.register_buffer("baseline", torch.zeros(num_classes))
         self.register_buffer("depth", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("kept", torch.zeros((), dtype=torch.int64))
         self.clear()
-        self.register_load_state_dict_post_hook(lambda module, _keys: module.walk_depth())
+        self.register_load_state_dict_post_hook(lambda module, _keys: module.sync())
 
     feature: Tensor
     threshold: Tensor
@@ -100,6 +101,7 @@ class BoostedTrees(BeatModel):
     value: Tensor
     baseline: Tensor
     depth: Tensor
+    kept: Tensor  # rounds kept: the trees of later rounds are single leaves of value 0
 
     def clear(self) -> None:
         """Every tree a single leaf of value 0: the unfitted model calls every class alike."""
@@ -112,11 +114,14 @@ class BoostedTrees(BeatModel):
         self.value.zero_()
         self.baseline.zero_()
         self.depth.zero_()
-        self.walk_depth()
+        self.kept.zero_()
+        self.sync()
 
-    def walk_depth(self) -> None:
-        """The steps `forward` walks, as a plain int: an exported graph unrolls them."""
-        self.steps = int(self.depth)
+    def sync(self) -> None:
+        """The steps `forward` walks and the trees it walks (those of the rounds kept), as plain
+        ints: an exported graph unrolls the steps, and a model that kept 10 of 150 rounds walks
+        a fifteenth of the table."""
+        self.steps, self.trees = int(self.depth), int(self.kept) * self.num_classes
 
     def features(self, x: Tensor, rr: Tensor | None) -> Tensor:
         """(batch, 187) beats [+ (batch, 3) R-R] -> (batch, features), what the trees split on."""
@@ -130,8 +135,8 @@ class BoostedTrees(BeatModel):
         if not torch.jit.is_tracing():
             self._check_inputs(x, rr)
         feats = self.features(x, rr)
-        trees, nodes = self.value.shape
-        start = torch.arange(trees, device=x.device) * nodes
+        nodes = self.value.shape[1]
+        start = torch.arange(self.trees, device=x.device) * nodes
         node = torch.zeros_like(feats[:, :1], dtype=torch.int64) + start  # (batch, trees)
         feature, threshold = self.feature.view(-1), self.threshold.view(-1)
         missing_left, left, right = (
@@ -143,7 +148,7 @@ class BoostedTrees(BeatModel):
             v = feats.gather(1, feature[node])
             go_left = (v <= threshold[node]) | (torch.isnan(v) & missing_left[node])
             node = torch.where(go_left, left[node], right[node])
-        leaves = self.value.view(-1)[node].reshape(-1, trees // self.num_classes, self.num_classes)
+        leaves = self.value.view(-1)[node].unflatten(1, (-1, self.num_classes))
         return self.decided(leaves.sum(dim=1) + self.baseline)
 
     @torch.no_grad()
@@ -187,7 +192,8 @@ class BoostedTrees(BeatModel):
                     )
                 depth = max(depth, int(table["depth"].max()))
         self.depth.fill_(depth)
-        self.walk_depth()
+        self.kept.fill_(len(estimator._predictors[:rounds]))
+        self.sync()
 
     def reset_head(self, num_classes: int) -> None:
         raise BeatlabError("a tree model has no head to replace: train it anew for the task")

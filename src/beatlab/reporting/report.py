@@ -167,6 +167,9 @@ def _config(source: Source) -> TrainConfig | None:
 
 
 def _model_name(source: Source) -> str:
+    """The model's name; an ensemble's members' models, each once."""
+    if isinstance(source, Run) and is_ensemble(source.info):
+        return ", ".join(dict.fromkeys(m["config"]["model"] for m in source.info["members"]))
     config = _config(source)
     if config is not None:
         return config.model
@@ -248,7 +251,7 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
     doc.add(
         Heading(f"Run {label}"),
         Text(
-            f"{run.path}: {run.config.model}, {_epochs(info)}, trained in "
+            f"{run.path}: {_model_name(run)}, {_epochs(info)}, trained in "
             f"{info.get('train_seconds', '–')} s on {_counts(info.get('train_beats', 0))} beats "
             f"(validation: {_counts(info.get('valid_beats', 0))})."
         ),

@@ -4,7 +4,7 @@ A model trained on a few patients depends a lot on its seed and on which held-ou
 early; the mean of a few such runs varies less from one new patient to the next. The ensemble is a
 run directory like any other, so `evaluate`, `predict`, `export`, `view` and `report` take it:
 
-runs/<name>/config.json        the members' shared config, which fixes the data and the test part
+runs/<name>/config.json        the first member's config: the data and test part all members share
 runs/<name>/run.json           classes, and each member's name, config and best epoch (what
                                reproduces the ensemble: retrain the members from their configs)
 runs/<name>/model.safetensors  every member's weights, as members.<i>.<tensor>
@@ -31,17 +31,19 @@ from beatlab.training.runs import (
     write_json,
 )
 
-SHARED = ("model", "hparams", "db", "layout", "split", "train_file", "test_file")
-"""What every member must share: the architecture, and the data its beats come from. Members may
-read different leads: the ensemble then reads one channel per lead (`member_channels`)."""
+SHARED = ("db", "layout", "split", "train_file", "test_file")
+"""What every member must share: the data its beats come from, cut the same way. Members may be of
+different models (a CNN and a tree model, say: each is rebuilt from its own config in run.json)
+and read different leads: the ensemble then reads one channel per lead (`member_channels`)."""
 TEST_PART = ("seed", "folds", "fold", "valid_file")
 """What else fixes the test part, unless the split is `inter` (whose test part, DS2, no seed or
 fold touches): members that differ here were tested on beats another member trained on."""
 
 
 def ensemble_config(configs: list[TrainConfig], paths: list[Path]) -> TrainConfig:
-    """The members' shared config, checked; with `inter`, members may come from different seeds
-    or folds of DS1, and the ensemble is tested on the split's own test part."""
+    """The members' shared config (the first member's), checked; with `inter`, members may come
+    from different seeds or folds of DS1, and the ensemble is tested on the split's own test
+    part."""
     first = configs[0].to_dict()
     patient_wise = configs[0].split == "inter" and not configs[0].train_file
     keys = SHARED if patient_wise else SHARED + TEST_PART
@@ -51,7 +53,7 @@ def ensemble_config(configs: list[TrainConfig], paths: list[Path]) -> TrainConfi
         if differ:
             raise BeatlabError(
                 f"differs from {paths[0].name} in {', '.join(differ)}: members of an ensemble "
-                "need one architecture and one test part",
+                "need the same beats and one test part",
                 path / CONFIG,
             )
     return configs[0].updated({"folds": None, "fold": 0}) if patient_wise else configs[0]

@@ -200,22 +200,27 @@ def load_model(
     run_dir: Path,
     config: TrainConfig,
     num_classes: int,
-    members: int = 0,
+    members: list[TrainConfig] | None = None,
     channels: list[int] | None = None,
 ) -> BeatModel:
-    """Rebuild the architecture from the config (`members` of it for an ensemble, reading
-    `channels` where they read different leads) and load the checkpoint's weights into it."""
+    """Rebuild the architecture from the config (for an ensemble: each of `members` from its
+    own config, reading `channels` where they read different leads, deciding with the
+    ensemble's config's decision weights) and load the checkpoint's weights into it."""
     path = run_dir / CHECKPOINT
     if not path.exists():
         raise BeatlabError(f"run has no checkpoint ({CHECKPOINT})", run_dir)
     try:
-        built = [
-            create_model(config.model, num_classes=num_classes, **config.hparams)
-            for _ in range(max(members, 1))
-        ]
-        model = MeanEnsemble(built, channels=channels) if members else built[0]
+        if not members:
+            model = create_model(config.model, num_classes=num_classes, **config.hparams)
+        else:
+            built = [
+                create_model(member.model, num_classes=num_classes, **member.hparams)
+                for member in members
+            ]
+            weights = config.hparams.get("decision_weights", ())
+            model = MeanEnsemble(built, tuple(weights), channels)
     except BeatlabError as err:
-        raise BeatlabError(err.problem, run_dir / CONFIG) from None
+        raise BeatlabError(err.problem, run_dir / (RUN if members else CONFIG)) from None
     except ValueError as err:
         raise BeatlabError(f"'channels': {err}", run_dir / RUN) from None
     try:
@@ -259,9 +264,10 @@ class Run:
 def load_run(run_dir: Path) -> Run:
     config, info = read_run_files(run_dir)
     classes = tuple(info["classes"])
-    members = len(info.get("members", []))
-    channels = info.get("channels")
-    model = load_model(run_dir, config, len(classes), members, channels)
+    members = [
+        TrainConfig.from_dict(member["config"], run_dir / RUN) for member in info.get("members", [])
+    ]
+    model = load_model(run_dir, config, len(classes), members, info.get("channels"))
     return Run(run_dir, config, classes, model, info)
 
 
@@ -280,8 +286,13 @@ def read_run_files(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
     classes = info.get("classes")
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         raise BeatlabError("'classes' must be a non-empty list of class names", run_dir / RUN)
-    if not isinstance(info.get("members", []), list) or len(info.get("members", [])) == 1:
+    members = info.get("members", [])
+    if not isinstance(members, list) or len(members) == 1:
         raise BeatlabError("'members' must be a list of two or more runs", run_dir / RUN)
+    if not all(isinstance(m, dict) and isinstance(m.get("config"), dict) for m in members):
+        raise BeatlabError(
+            "every one of 'members' needs the 'config' it trained with", run_dir / RUN
+        )
     channels = info.get("channels", [])
     if not (isinstance(channels, list) and all(isinstance(c, int) for c in channels)):
         raise BeatlabError("'channels' must be a list of lead indices", run_dir / RUN)
