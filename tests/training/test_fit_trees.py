@@ -128,3 +128,14 @@ def test_a_tree_run_is_not_fine_tuned(
     )
     assert code == 2 and "is a tree model: --init-from fine-tunes" in err, err
     assert not (runs / "t").exists()
+
+
+def test_the_scikit_learn_wrapper_fits_trees() -> None:
+    from beatlab.training.estimator import BeatClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 187), dtype=np.float32)
+    y = (x[:, 5] > 0).astype(int) + (x[:, 50] > 1)
+    clf = BeatClassifier("gbt", hparams={"use_rr": False, "rounds": 20}).fit(x, y)
+    assert len(clf.history_) == 20 and clf.score(x, y) > 0.7
+    assert clf.predict_proba(x[:3]).shape == (3, 3)

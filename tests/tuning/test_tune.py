@@ -189,6 +189,11 @@ def free_port() -> int:
         ("dropout = {uniform = [0.3, 0.1]}\n", [], "'dropout': empty range"),
         (TINY_SPACE, ["--address", "127.0.0.1:{port}"], "cannot reach a Ray cluster at"),
         (TINY_SPACE, ["--search", "bayes"], "--search must be one of hyperopt, random, grid"),
+        (
+            "learning_rate = {uniform = [0.05, 0.2]}\n",
+            ["--model", "gbt"],
+            "model 'gbt' fits all its rounds before it reports one: use --scheduler fifo",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(

@@ -128,12 +128,13 @@ def fit_trees(
         if not config.validate or r == 1 or improved(score, result.best_score, config.direction):
             result.best_score, result.best_epoch, result.best_metrics = score, r, val
         if progress and (r % 10 == 0 or r == c.rounds):
-            console.print(
-                f"round {r}/{c.rounds}: loss {row['train_loss']:.4f} "
-                f"val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f} "
-                f"val_recall {row['val_macro_recall']:.4f}",
-                soft_wrap=True,
+            scored = (
+                f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f} "
+                f"val_recall {row['val_macro_recall']:.4f}"
+                if val
+                else ""
             )
+            console.print(f"round {r}/{c.rounds}: loss {row['train_loss']:.4f}{scored}")
         if on_epoch is not None:
             on_epoch(r, row)
     model.load_estimator(estimator, result.best_epoch)

@@ -37,6 +37,7 @@ from beatlab import interrupts
 from beatlab.data.dataset import Dataset, resolve_data_dir
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
+from beatlab.models.trees import BoostedTrees
 from beatlab.training.config import MONITORS, TrainConfig, check_options
 from beatlab.training.data import dataset_for
 from beatlab.training.run import evaluate_run
@@ -101,6 +102,11 @@ class TuneSettings:
             if number < 1:
                 raise BeatlabError(f"{flag} must be at least 1, got {number}")
         check_options({"seed": self.seed, "limit": self.limit, "split": self.split})
+        if self.model == BoostedTrees.name and self.scheduler == "asha":
+            raise BeatlabError(
+                f"--scheduler asha stops trials by their first epochs; model '{self.model}' fits "
+                "all its rounds before it reports one: use --scheduler fifo"
+            )
 
     @property
     def mode(self) -> str:
