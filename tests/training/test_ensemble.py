@@ -241,18 +241,41 @@ def test_members_on_different_leads_read_one_lead_each(
 
     code, _, err = run_cli(capsys, *args[:5], "--lead", "MLII", "--out", str(tmp_path / "l.csv"))
     assert code == 2 and "reads 2 lead(s)" in err and "joined by '|'" in err, err
+    # a record without the second lead: the members that read the first classify it
     write_record("102", tiny_mitdb, np.random.default_rng(1), leads=("MLII", "V5"))
+    one_lead = ("predict", "--record", str(tiny_mitdb / "102"))
+    code, said_e, err = run_cli(
+        capsys, *one_lead, "--run", str(e), "--out", str(tmp_path / "m.csv")
+    )
+    assert code == 0, err
+    assert "none of the leads V2, V1: classified by the 1 of the ensemble's 2 members" in said_e
+    assert "lead MLII," in said_e
+    code, _, err = run_cli(capsys, *one_lead, "--run", str(a), "--out", str(tmp_path / "a.csv"))
+    assert code == 0, err
+    np.testing.assert_allclose(
+        pd.read_csv(tmp_path / "m.csv")[columns],
+        pd.read_csv(tmp_path / "a.csv")[columns],
+        atol=1e-6,
+    )
     code, _, err = run_cli(
-        capsys, *args[:4], str(tiny_mitdb / "102"), "--out", str(tmp_path / "m.csv")
+        capsys,
+        *one_lead,
+        "--run",
+        str(e),
+        "--onnx",
+        str(onnx_file),
+        "--out",
+        str(tmp_path / "n.csv"),
     )
     assert code == 2 and "record 102 has none of the leads V2, V1" in err, err
+    assert not (tmp_path / "n.csv").exists()
     code, _, err = run_cli(
         capsys,
         *("train", "--data-dir", str(root), "--runs-dir", str(runs), "--name", "t"),
         *("--epochs", "1", "--tracking-uri", "none", "--set", "lead=MLII|V1"),
     )
     assert code == 2 and "joins the leads of an ensemble's members" in err, err
-    assert not (tmp_path / "l.csv").exists() and not (tmp_path / "m.csv").exists()
+    assert not (tmp_path / "l.csv").exists()
     assert not (runs / "t").exists()
 
     svdb = root / "svdb"  # SVDB names its leads ECG1 and ECG2: `--lead` picks the second

@@ -96,6 +96,8 @@ def print_summary(result: Predictions, source: Path) -> None:
             f"[bold]{source}[/]: {len(result):,} beats from the {found}, lead {result.lead}, "
             f"{result.fs:g} Hz"
         )
+    if result.note:
+        console.print(f"[yellow]{result.note}[/]")
     if result.matched_against:
         matched, annotated = int(result.known.sum()), result.matched_against
         console.print(

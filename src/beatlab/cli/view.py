@@ -35,6 +35,8 @@ def view(
     trained = load_run(run)
     start = time.perf_counter()
     result = predict_record(trained, record, detector=detector, lead=lead)
+    if result.note:
+        console.print(f"[yellow]{result.note}[/]")
     predicted = time.perf_counter()
     write_page(page_for(result, record, run.name), out)
     written = time.perf_counter()

@@ -35,6 +35,7 @@ from beatlab.data.layouts import FILE_LAYOUTS, get_layout, segment_leads
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
+from beatlab.models.ensemble import MeanEnsemble
 from beatlab.training.data import check_float32, warn_outside
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import Run
@@ -64,6 +65,7 @@ class Predictions:
     fs: float | None = None
     lead: str | None = None
     matched_against: int = 0  # annotated beats the detections were matched with (detector path)
+    note: str = ""  # how the beats were classified, where not as usual (a lead missing)
 
     def __len__(self) -> int:
         return len(self.proba)
@@ -192,6 +194,9 @@ def predict_record(
     choices = record_leads(run, lead)
     if params.first_lead and not lead:
         choices[0] = tuple(header.sig_name[:1])
+    model, note = members_for(run, choices, header.sig_name, engine)
+    if note:
+        choices = [c for c in choices if set(c) & set(header.sig_name)]
     leads = [read_lead(base, header, wanted) for wanted in choices]
     signal, used = leads[0]
     fs = float(header.fs)
@@ -225,13 +230,38 @@ def predict_record(
     x, rr = segment_leads(signals, fs, peaks, params, marks if source == "annotations" else None)
     return Predictions(
         classes=run.classes,
-        proba=(engine or partial(classify, run.model))(x, rr),
+        proba=(engine or partial(classify, model))(x, rr),
         reference=reference,
         source=source,
         sample=np.asarray(peaks, dtype=np.int64),
         fs=fs,
         lead=CHANNEL_SEPARATOR.join(name for _, name in leads),
         matched_against=len(ref_peaks) if source == "detector" else 0,
+        note=note,
+    )
+
+
+def members_for(
+    run: Run, choices: list[tuple[str, ...]], leads: list[str], engine: Engine | None
+) -> tuple[BeatModel, str]:
+    """The run's model, or for an ensemble over leads on a record without some of them, the
+    members that read the leads it has (and a line saying so). An exported ensemble is one
+    graph that reads every lead, so `engine` gets no such fallback: the lead is then missing."""
+    model = run.model
+    present = [c for c, wanted in enumerate(choices) if set(wanted) & set(leads)]
+    if (
+        engine is not None
+        or not isinstance(model, MeanEnsemble)
+        or model.channels is None
+        or not present
+        or len(present) == len(choices)
+    ):
+        return model, ""
+    fewer = model.reading(present)
+    missing = "; ".join(", ".join(c) for i, c in enumerate(choices) if i not in present)
+    return fewer, (
+        f"the record has none of the leads {missing}: classified by the {len(fewer.members)} "
+        f"of the ensemble's {len(model.members)} members that read the leads it has"
     )
 
 

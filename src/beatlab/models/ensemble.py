@@ -7,7 +7,7 @@ Not in the registry: an ensemble is assembled from finished runs, never trained 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -74,6 +74,16 @@ class MeanEnsemble(BeatModel):
             [m(beats, rr).softmax(dim=1) for m, beats in zip(self.members, inputs, strict=True)]
         ).mean(dim=0)
         return self.decided(proba.clamp_min(1e-12).log())
+
+    def reading(self, channels: list[int]) -> MeanEnsemble:
+        """The ensemble of the members that read one of `channels`, deciding with the same
+        weights: for a record without some of the leads (a one-lead recording), the members
+        that can read it, rather than none. Their rows are renumbered in the order given."""
+        assert self.channels is not None
+        keep = [i for i, c in enumerate(self.channels) if c in channels]
+        members = [cast(BeatModel, self.members[i]) for i in keep]
+        rows = [channels.index(self.channels[i]) for i in keep] if len(channels) > 1 else None
+        return MeanEnsemble(members, self.config.decision_weights, rows)
 
     def reset_head(self, num_classes: int) -> None:
         raise NotImplementedError("an ensemble has no single head: transfer from one member")
