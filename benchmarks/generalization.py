@@ -56,6 +56,12 @@ def figures(metrics: dict[str, Any], prefix: str) -> dict[str, float | None]:
 def shift_stability(run: Run, data_dir: Path, records: tuple[str, ...], shift: int) -> float:
     """Share of annotated beats whose predicted class is the same with the R peak moved `shift`
     samples (at the record's rate) earlier and later: what a QRS detector's error does."""
+    same, total = shift_counts(run, data_dir, records, shift)
+    return same / total
+
+
+def shift_counts(run: Run, data_dir: Path, records: tuple[str, ...], shift: int) -> tuple[int, int]:
+    """Annotated beats of MIT-BIH `records` that keep their class under the shift, and all."""
     params = get_layout(run.config.layout)
     same = total = 0
     for name in records:
@@ -71,7 +77,7 @@ def shift_stability(run: Run, data_dir: Path, records: tuple[str, ...], shift: i
             classes.append(classify(run.model, x, rr).argmax(axis=1))
         same += int(((classes[0] == classes[1]) & (classes[0] == classes[2])).sum())
         total += len(rec.peaks)
-    return same / total
+    return same, total
 
 
 def main() -> None:

@@ -26,6 +26,12 @@ hyperparameter), the tags' pooled tables averaged over the tags (say three seeds
 or with --mean-of the table of their mean probabilities (the ensemble of those seeds, which
 decides on that mean: `beatlab ensemble --decision-weights`): how far a rare class can be
 weighted up on patients the models never saw, and at what cost.
+
+    python benchmarks/patient_cv.py --shift 10 --decision-weights 1,3,1,1,1 --mean-of TAG TAG ...
+
+prints the share of DS1 beats whose class, by the tags' ensemble (members on different leads
+read their own), stays the same with the R peak moved 10 samples either way, each fold's
+records classified by that fold's runs: the detector path of generalization.py, on DS1.
 """
 
 from __future__ import annotations
@@ -39,12 +45,15 @@ import pandas as pd
 import torch
 
 from beatlab import CLASSES
+from beatlab.data.dataset import resolve_data_dir
 from beatlab.errors import BeatlabError, script
+from beatlab.models.ensemble import MeanEnsemble
 from beatlab.training.config import TrainConfig, load_config, parse_sets
 from beatlab.training.data import dataset_for
+from beatlab.training.ensemble import member_channels
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.run import train_run
-from beatlab.training.runs import load_run
+from beatlab.training.runs import Run, load_run
 from beatlab.training.trainer import Tensors, predict_proba
 
 
@@ -147,6 +156,27 @@ def weigh(out: Path, tags: list[str], name: str, grid: list[float], ensemble: bo
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
+def stability(out: Path, tags: list[str], weights: list[float], shift: int, data_dir: Path) -> None:
+    """The share of DS1 beats whose class (the tags' ensemble deciding with `weights`) stays the
+    same with the R peak moved `shift` samples either way, each fold's records classified by that
+    fold's runs, which never saw them: what generalization.py measures on DS2."""
+    from generalization import shift_counts  # beside this script
+
+    same_beats(out, tags)  # every tag's folds hold the same beats
+    same = total = 0
+    for fold in sorted((out / tags[0]).glob("fold*.npz")):
+        records = tuple(sorted({r.split(":")[-1] for r in np.load(fold)["record"].tolist()}))
+        runs = [load_run(out / tag / "runs" / fold.stem) for tag in tags]
+        lead, channels = member_channels([run.config for run in runs])
+        model = MeanEnsemble([run.model for run in runs], tuple(weights), channels)
+        config = runs[0].config.updated({"lead": lead})
+        run = Run(out, config, runs[0].classes, model, {})
+        kept, beats = shift_counts(run, data_dir, records, shift)
+        print(f"{fold.stem}: {kept / beats:.4f} of {beats:,} beats", flush=True)
+        same, total = same + kept, total + beats
+    print(f"{same / total:.4f} of {total:,} held-out DS1 beats keep their class at ±{shift}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=Path("configs/new_patients.toml"))
@@ -161,7 +191,18 @@ def main() -> None:
     parser.add_argument("--weigh", default=None, help="class to weight at decision (with --grid)")
     parser.add_argument("--grid", nargs="+", type=float, default=[], help="weights to try")
     parser.add_argument("--tags", nargs="+", default=[], help="tags whose tables --weigh averages")
+    parser.add_argument(
+        "--shift", type=int, default=None, help="with --mean-of: R-peak shift stability"
+    )
+    parser.add_argument(
+        "--decision-weights", default="", help="with --shift: one weight per class, comma-separated"
+    )
     args = parser.parse_args()
+    if args.shift is not None:
+        weights = [float(w) for w in args.decision_weights.split(",") if w.strip()]
+        tags = args.mean_of or [args.tag or args.config.stem]
+        stability(args.out, tags, weights, args.shift, resolve_data_dir(args.data_dir))
+        return
     if args.weigh:
         tags = args.mean_of or args.tags or [args.tag or args.config.stem]
         weigh(args.out, tags, args.weigh, args.grid, ensemble=bool(args.mean_of))
