@@ -194,9 +194,7 @@ def predict_record(
     choices = record_leads(run, lead)
     if params.first_lead and not lead:
         choices[0] = tuple(header.sig_name[:1])
-    model, note = members_for(run, choices, header.sig_name, engine)
-    if note:
-        choices = [c for c in choices if set(c) & set(header.sig_name)]
+    model, choices, note = members_for(run, choices, header.sig_name, engine)
     leads = [read_lead(base, header, wanted) for wanted in choices]
     signal, used = leads[0]
     fs = float(header.fs)
@@ -243,10 +241,11 @@ def predict_record(
 
 def members_for(
     run: Run, choices: list[tuple[str, ...]], leads: list[str], engine: Engine | None
-) -> tuple[BeatModel, str]:
-    """The run's model, or for an ensemble over leads on a record without some of them, the
-    members that read the leads it has (and a line saying so). An exported ensemble is one
-    graph that reads every lead, so `engine` gets no such fallback: the lead is then missing."""
+) -> tuple[BeatModel, list[tuple[str, ...]], str]:
+    """The run's model and the lead choices to read, or for an ensemble over leads on a record
+    without some of them, the members that read the leads it has, those leads' choices and a
+    line saying so. An exported ensemble is one graph that reads every lead, so `engine` gets no
+    such fallback: the lead is then missing."""
     model = run.model
     present = [c for c, wanted in enumerate(choices) if set(wanted) & set(leads)]
     if (
@@ -256,12 +255,16 @@ def members_for(
         or not present
         or len(present) == len(choices)
     ):
-        return model, ""
+        return model, choices, ""
     fewer = model.reading(present)
     missing = "; ".join(", ".join(c) for i, c in enumerate(choices) if i not in present)
-    return fewer, (
-        f"the record has none of the leads {missing}: classified by the {len(fewer.members)} "
-        f"of the ensemble's {len(model.members)} members that read the leads it has"
+    return (
+        fewer,
+        [choices[c] for c in present],
+        (
+            f"the record has none of the leads {missing}: classified by the {len(fewer.members)} "
+            f"of the ensemble's {len(model.members)} members that read the leads it has"
+        ),
     )
 
 

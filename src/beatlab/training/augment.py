@@ -14,13 +14,11 @@ import math
 import torch
 from torch import Tensor
 
-from beatlab.training.config import TrainConfig
+from beatlab.training.config import AUGMENT_FIELDS, TrainConfig
 
 
 def is_on(config: TrainConfig) -> bool:
-    return any(
-        (config.augment_scale, config.augment_wander, config.augment_noise, config.augment_jitter)
-    )
+    return any(getattr(config, key) for key in AUGMENT_FIELDS)
 
 
 def augment(x: Tensor, config: TrainConfig, generator: torch.Generator) -> Tensor:

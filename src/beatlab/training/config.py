@@ -49,6 +49,8 @@ MONITOR_COLUMNS = {
     "val_loss": "loss",
 }
 """Each monitor's column in the study's tables (tuning results, reports)."""
+AUGMENT_FIELDS = ("augment_scale", "augment_wander", "augment_noise", "augment_jitter")
+"""The settings of augmentation on the fly (training/augment.py); all 0: off."""
 OPTIMIZERS = ("adam", "adamw")
 SAMPLERS = ("full", "balanced")
 
@@ -283,11 +285,7 @@ class TrainConfig:
 
         if self.model != BoostedTrees.name:
             return
-        augmented = [
-            key
-            for key in ("augment_scale", "augment_wander", "augment_noise", "augment_jitter")
-            if getattr(self, key)
-        ]
+        augmented = [key for key in AUGMENT_FIELDS if getattr(self, key)]
         if augmented:
             raise BeatlabError(
                 f"model '{self.model}' fits the beats as they are cut once: set "
