@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from beatlab.data.build import channel_leads, read_record
+from beatlab.data.build import channel_leads, read_header, read_lead, read_record
 from beatlab.data.databases import MITDB
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout, segment_leads
@@ -64,16 +64,16 @@ def shift_counts(run: Run, data_dir: Path, records: tuple[str, ...], shift: int)
     """Annotated beats of MIT-BIH `records` that keep their class under the shift, and all."""
     params = get_layout(run.config.layout)
     same = total = 0
+    first, *others = channel_leads(run.config.lead)
     for name in records:
-        leads = [
-            read_record(data_dir / "mitdb", name, MITDB, lead)
-            for lead in channel_leads(run.config.lead)
-        ]
-        rec = leads[0]
+        base = data_dir / "mitdb" / name
+        rec = read_record(base.parent, name, MITDB, first)  # its beats and the first lead
+        header = read_header(base)
+        signals = [rec.signal] + [read_lead(base, header, MITDB.leads, o)[0] for o in others]
         classes = []
         for offset in (0, -shift, shift):
             peaks = np.clip(rec.peaks + offset, 0, len(rec.signal) - 1)
-            x, rr = segment_leads([lead.signal for lead in leads], rec.fs, peaks, params)
+            x, rr = segment_leads(signals, rec.fs, peaks, params)
             classes.append(classify(run.model, x, rr).argmax(axis=1))
         same += int(((classes[0] == classes[1]) & (classes[0] == classes[2])).sum())
         total += len(rec.peaks)

@@ -171,3 +171,16 @@ def test_results_table_ranks_by_any_monitor_with_its_column() -> None:
         settings = TuneSettings(model="cnn1d_resnet", space_file="s.toml", metric=metric)
         settings.check()
         assert settings.mode == MONITORS[metric]
+
+
+def test_results_table_leaves_a_tree_models_gradient_settings_blank() -> None:
+    class Result:
+        config = {"model": "gbt", "batch_size": 64, "factor": 0.5, "min_samples_leaf": 40}
+        metrics = {"trial_id": "t", "epoch": 9, "epochs_run": 150, "val_loss": 0.3}
+        path = "/x/t"
+
+    table = results_table([Result()], "val_loss", "min", ["min_samples_leaf"])  # type: ignore[list-item]
+    row = table.iloc[0]
+    assert row[["batch", "factor", "hidden", "dropout"]].isna().all()  # unused or none
+    assert (row["iterations"], row["best epoch"], row["min_samples_leaf"]) == (150, 9, 40)
+    assert row["training set"] == "none"

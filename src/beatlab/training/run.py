@@ -339,7 +339,9 @@ def evaluate_run(
                 "part is not held out from all of them; evaluate its test part",
                 run_dir,
             )
-        ds = dataset if dataset is not None else dataset_for(run.config.updated({"limit": None}))
+        plain = {"balance": "none", "sampler": "full"}  # only the training part is balanced
+        whole = {"limit": None, **({} if part == "train" else plain)}
+        ds = dataset if dataset is not None else dataset_for(run.config.updated(whole))
         beats, classes, where = ds.part(part), ds.classes, run_dir
     if classes != run.classes:
         raise BeatlabError(

@@ -128,14 +128,17 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     random.setstate(state["python"])
 
 
-VALIDATION_COLUMNS = (
-    "val_loss",
-    "val_accuracy",
-    "val_macro_recall",
-    "val_macro_f1",
-    "val_measured_recall",
-)
-"""The history's validation columns: NaN in a run that does not validate (`validate = false`)."""
+def validation_scores(loss: float, val: dict[str, Any]) -> dict[str, float]:
+    """The history's validation columns (the metrics a run can monitor), from the validation
+    loss and `classification_metrics`; all NaN in a run that does not validate (`val` empty)."""
+    nan = math.nan
+    return {
+        "val_loss": loss if val else nan,
+        "val_accuracy": val.get("accuracy", nan),
+        "val_macro_recall": val.get("macro_recall", nan),
+        "val_macro_f1": val.get("macro_f1", nan),
+        "val_measured_recall": measured_recall(val) if val else nan,
+    }
 
 
 def improved(score: float, best: float, direction: str) -> bool:
@@ -292,19 +295,13 @@ def fit(
             if config.validate:
                 val_loss, proba = evaluate_loss(judged, va, val_loss_fn)
                 val = classification_metrics(valid.y, proba, classes)
-                scores = {
-                    "val_loss": val_loss,
-                    "val_accuracy": val["accuracy"],
-                    "val_macro_recall": val["macro_recall"],
-                    "val_macro_f1": val["macro_f1"],
-                    "val_measured_recall": measured_recall(val),
-                }
+                scores = validation_scores(val_loss, val)
                 last = (
                     f"loss {train_loss:.4f} val_loss {val_loss:.4f} "
                     f"val_acc {val['accuracy']:.4f} val_recall {val['macro_recall']:.4f}"
                 )
             else:  # nothing held out: the schedule follows the training loss
-                val, scores = {}, dict.fromkeys(VALIDATION_COLUMNS, math.nan)
+                val, scores = {}, validation_scores(math.nan, {})
                 val_loss, last = train_loss, f"loss {train_loss:.4f}"
             scheduler.step(val_loss)
             row = {

@@ -25,13 +25,13 @@ from beatlab.errors import BeatlabError
 from beatlab.models.trees import BoostedTrees, BoostedTreesConfig
 from beatlab.output import make_console
 from beatlab.training.config import TrainConfig
-from beatlab.training.metrics import classification_metrics, measured_recall
+from beatlab.training.metrics import classification_metrics
 from beatlab.training.trainer import (
-    VALIDATION_COLUMNS,
     EpochCallback,
     FitResult,
     Tensors,
     improved,
+    validation_scores,
 )
 
 
@@ -105,16 +105,11 @@ def fit_trees(
     rounds = zip(staged(estimator, x_train, len(classes)), valid_rounds, strict=False)
     for r, (train_proba, valid_proba) in enumerate(rounds, start=1):
         val_start = time.perf_counter()
-        scores, val = dict.fromkeys(VALIDATION_COLUMNS, math.nan), {}
+        val, loss = {}, math.nan
         if valid_proba is not None:
             val = classification_metrics(valid.y, valid_proba, classes)
-            scores = {
-                "val_loss": weighted_nll(valid.y, valid_proba, weights),
-                "val_accuracy": val["accuracy"],
-                "val_macro_recall": val["macro_recall"],
-                "val_macro_f1": val["macro_f1"],
-                "val_measured_recall": measured_recall(val),
-            }
+            loss = weighted_nll(valid.y, valid_proba, weights)
+        scores = validation_scores(loss, val)
         row = {
             "epoch": r,
             "train_loss": weighted_nll(train.y, train_proba, weights),

@@ -12,8 +12,13 @@ from ray.tune import Result, ResultGrid
 
 from beatlab.io import writing
 from beatlab.models import model_defaults
+from beatlab.models.trees import BoostedTrees
 from beatlab.training.config import MONITOR_COLUMNS, STUDY_HPARAMS, TrainConfig
 from beatlab.tuning.trial import plain
+
+NETWORK_ONLY = ("batch_size", "dropout", "factor")
+"""Study columns that only a network trained by gradient steps uses (its batches, dropout, the
+learning-rate schedule): blank for a tree model's trials."""
 
 
 def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str]) -> pd.DataFrame:
@@ -21,12 +26,15 @@ def results_table(grid: ResultGrid, metric: str, mode: str, searched: list[str])
 
     Columns: trial, iterations (epochs trained), best epoch (the one whose checkpoint the trial
     keeps, and whose validation metrics these are), the validation metrics, the study's
-    hyperparameters (blank where the model has none), then any other searched setting."""
+    hyperparameters (blank where the model has none or, like a tree model's batch, does not use
+    them), then any other searched setting."""
     extra = [name for name in searched if name not in STUDY_HPARAMS.values()]
     rows = []
     for result in all_results(grid):
         config = full_config(result.config or {})
         settings = {**config.hparams, **config.to_dict()}
+        if config.model == BoostedTrees.name:  # fitted at once, no layers
+            settings = {k: v for k, v in settings.items() if k not in NETWORK_ONLY}
         metrics = result.metrics or {}
         row: dict[str, Any] = {
             "trial": trial_id(result),
