@@ -10,7 +10,7 @@ import pytest
 from beatlab.errors import BeatlabError
 from beatlab.training.config import MONITORS, TrainConfig
 from beatlab.tuning import load_space
-from beatlab.tuning.experiment import TuneSettings
+from beatlab.tuning.experiment import TuneSettings, tune_config
 from beatlab.tuning.results import config_toml, markdown, results_table
 from beatlab.tuning.space import Param
 
@@ -184,3 +184,16 @@ def test_results_table_leaves_a_tree_models_gradient_settings_blank() -> None:
     assert row[["batch", "factor", "hidden", "dropout"]].isna().all()  # unused or none
     assert (row["iterations"], row["best epoch"], row["min_samples_leaf"]) == (150, 9, 40)
     assert row["training set"] == "none"
+
+
+def test_concurrency_limits_random_search_too() -> None:
+    """Tune ignores `max_concurrent_trials` (with a warning) for a search generator: random
+    search must limit itself, or `--concurrency` does nothing."""
+    for search in ("random", "grid", "hyperopt"):
+        settings = TuneSettings(model="gbt", space_file="s.toml", search=search, concurrency=1)
+        config = tune_config(settings)
+        if search == "hyperopt":
+            assert config.max_concurrent_trials == 1
+        else:
+            assert config.max_concurrent_trials is None
+            assert config.search_alg.max_concurrent == 1

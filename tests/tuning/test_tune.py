@@ -259,3 +259,45 @@ def test_search_on_prepared_files(
     )
     summary = json.loads((tmp_path / "ptb" / "summary.json").read_text())
     assert summary["test"]["n"] == 40  # the stratified 20 % carved from the two files
+
+
+def test_search_over_trees_reports_each_trial_once(
+    real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "gbt.toml"
+    space.write_text("rounds = 12\nlearning_rate = {choice = [0.1, 0.2]}\nstride = 12\n")
+    code, out, _ = run_cli(
+        capsys,
+        "tune",
+        "--model",
+        "gbt",
+        "--max-epochs",
+        "3",  # fewer than the rounds: a tree trial is not cut by it
+        "--limit",
+        "300",
+        "--space",
+        str(space),
+        "--search",
+        "random",
+        "--scheduler",
+        "fifo",
+        "--samples",
+        "2",
+        "--name",
+        "trees",
+        "--experiments-dir",
+        str(tmp_path),
+        "--data-dir",
+        str(real_data_dir),
+        "--tracking-uri",
+        "none",
+    )
+    assert code == 0, out
+    exp_dir = tmp_path / "trees"
+    trials = ExperimentAnalysis(str(exp_dir)).trials
+    assert [t.last_result["training_iteration"] for t in trials] == [1, 1]  # one report each
+    table = pd.read_csv(exp_dir / "results.csv")
+    assert list(table["iterations"]) == [12, 12]  # every round scored
+    assert (table["best epoch"] <= 12).all()
+    assert table[["batch", "dropout", "factor"]].isna().all().all()
+    assert load_config(exp_dir / "best_config.toml").hparams["rounds"] == 12

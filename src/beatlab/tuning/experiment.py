@@ -247,14 +247,18 @@ def trainable(data: Dataset, cpus: int) -> Any:
 def tune_config(settings: TuneSettings) -> tune.TuneConfig:
     """The search algorithm and scheduler; both seeded."""
     search: Any
+    limit: int | None = settings.concurrency  # Tune wraps a Searcher in a ConcurrencyLimiter
     if settings.search == "hyperopt":
         # TPE after half the budget (at most hyperopt's usual 20) has been sampled at random
         search = HyperOptSearch(
             random_state_seed=settings.seed,
             n_initial_points=min(20, max(1, settings.samples // 2)),
         )
-    else:
-        search = BasicVariantGenerator(random_state=settings.seed)
+    else:  # a generator, which Tune would not limit: it limits itself
+        search = BasicVariantGenerator(
+            random_state=settings.seed, max_concurrent=settings.concurrency
+        )
+        limit = None
     scheduler = (
         ASHAScheduler(max_t=settings.max_epochs, grace_period=1, reduction_factor=2)
         if settings.scheduler == "asha"
@@ -266,7 +270,7 @@ def tune_config(settings: TuneSettings) -> tune.TuneConfig:
         search_alg=search,
         scheduler=scheduler,
         num_samples=settings.samples,
-        max_concurrent_trials=settings.concurrency,
+        max_concurrent_trials=limit,
         reuse_actors=True,  # a trial's process (torch imported, data fetched) serves the next
         trial_name_creator=trial_name,
         trial_dirname_creator=trial_name,

@@ -16,6 +16,7 @@ from ray import tune
 
 from beatlab.data.balance import balance
 from beatlab.data.dataset import Dataset
+from beatlab.models.trees import BoostedTrees
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import apply_limit
 from beatlab.training.run import train_run
@@ -44,18 +45,20 @@ def run_trial(params: dict[str, Any], *, shared: Dataset, threads: int) -> None:
     The last epoch is reported only after the run directory is written, together with it as
     the trial's checkpoint: a scheduler that stops the trial on that report (ASHA does at
     `max_t`) then no longer cuts the run short. If early stopping ends training sooner, that
-    report comes one epoch later.
+    report comes one epoch later. A tree model, whose rounds are scored only after all of them
+    are fitted, reports once, at the end (with `epochs_run` its rounds).
     """
     torch.set_num_threads(threads)
     config = TrainConfig.from_dict(plain(params))
     kept: list[dict[str, float]] = []  # the kept epoch's row, once there is one
+    trees = config.model == BoostedTrees.name  # its rounds are all fitted before the first row
     trained = [0]
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
         if not kept or improved(row[config.monitor], kept[0][config.monitor], config.direction):
             kept[:] = [row]  # the same choice as the training loop's
         trained[0] = epoch
-        if epoch < config.epochs:
+        if epoch < config.epochs and not trees:
             tune.report({**kept[0], "epochs_run": epoch})
 
     with tempfile.TemporaryDirectory(prefix="beatlab-trial-") as tmp:
