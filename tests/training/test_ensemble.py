@@ -282,13 +282,26 @@ def test_members_on_different_leads_read_one_lead_each(
     svdb.mkdir()
     write_record("800", svdb, np.random.default_rng(2), fs=128, leads=("ECG1", "ECG2"))
     evaluate_svdb = ("evaluate", str(e), "--db", "svdb", "--data-dir", str(root))
-    code, _, err = run_cli(capsys, *evaluate_svdb)
-    assert code == 2 and "record 800 has none of the leads V2, V1" in err, err
+    code, out, err = run_cli(capsys, *evaluate_svdb)  # as predict does a one-lead record
+    assert code == 0, err
+    note = "database svdb has none of the leads V2, V1: evaluated by the 1 of the ensemble's 2"
+    assert note in " ".join(out.split()), out
+    fewer = json.loads((e / "metrics.json").read_text())["db:svdb"]
+    assert fewer["leads"] == {"800": "ECG1"} and fewer["note"].startswith(note)
+    code, _, err = run_cli(capsys, "evaluate", str(a), "--db", "svdb", "--data-dir", str(root))
+    assert code == 0, err
+    alone = json.loads((a / "metrics.json").read_text())["db:svdb"]
+    assert fewer["confusion_matrix"] == alone["confusion_matrix"]  # the member reading ECG1
     code, _, err = run_cli(capsys, "evaluate", str(e), "--lead", "|ECG2")
     assert code == 2 and "--lead applies to --db only" in err, err
-    code, _, err = run_cli(capsys, *evaluate_svdb, "--lead", "|ECG2")
-    assert code == 0, err
-    assert json.loads((e / "metrics.json").read_text())["db:svdb"]["leads"] == {"800": "ECG1|ECG2"}
+    code, out, err = run_cli(capsys, *evaluate_svdb, "--lead", "|ECG2")
+    assert code == 0 and "none of the leads" not in out, err
+    both = json.loads((e / "metrics.json").read_text())["db:svdb"]
+    assert both["leads"] == {"800": "ECG1|ECG2"} and "note" not in both
+    # a lead some records have and others lack is still missing: one line naming the record
+    write_record("801", svdb, np.random.default_rng(3), fs=128, leads=("ECG1", "V1"))
+    code, _, err = run_cli(capsys, *evaluate_svdb)
+    assert code == 2 and "record 800 has none of the leads V2, V1" in err, err
 
 
 def test_members_of_different_models_are_each_rebuilt_from_their_own_config(

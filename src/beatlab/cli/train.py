@@ -222,6 +222,8 @@ def evaluate(
         metrics = evaluate_database(run, db, data_dir, lead)
         print_metrics(metrics, f"{run.name} on {metrics['database']}, {metrics['records']} records")
         print_table(metrics["per_record"], title="per record")
+        if "note" in metrics:
+            console.print(f"[yellow]{metrics['note']}[/]")
     else:
         from beatlab.training.run import evaluate_run
 

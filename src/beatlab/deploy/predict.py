@@ -35,7 +35,7 @@ from beatlab.data.layouts import FILE_LAYOUTS, get_layout, segment_leads
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
-from beatlab.models.ensemble import MeanEnsemble
+from beatlab.models.ensemble import members_reading
 from beatlab.training.data import check_float32, warn_outside
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import Run
@@ -194,8 +194,12 @@ def predict_record(
     choices = record_leads(run, lead)
     if params.first_lead and not lead:
         choices[0] = tuple(header.sig_name[:1])
-    model, choices, note = members_for(run, choices, header.sig_name, engine)
-    leads = [read_lead(base, header, wanted) for wanted in choices]
+    model, kept, note = run.model, list(range(len(choices))), ""
+    if engine is None:  # an exported ensemble is one graph that reads every lead
+        model, kept, note = members_reading(
+            run.model, choices, header.sig_name, "the record", "classified"
+        )
+    leads = [read_lead(base, header, choices[c]) for c in kept]
     signal, used = leads[0]
     fs = float(header.fs)
     if len(signal) < params.length * fs / params.fs:
@@ -236,35 +240,6 @@ def predict_record(
         lead=CHANNEL_SEPARATOR.join(name for _, name in leads),
         matched_against=len(ref_peaks) if source == "detector" else 0,
         note=note,
-    )
-
-
-def members_for(
-    run: Run, choices: list[tuple[str, ...]], leads: list[str], engine: Engine | None
-) -> tuple[BeatModel, list[tuple[str, ...]], str]:
-    """The run's model and the lead choices to read, or for an ensemble over leads on a record
-    without some of them, the members that read the leads it has, those leads' choices and a
-    line saying so. An exported ensemble is one graph that reads every lead, so `engine` gets no
-    such fallback: the lead is then missing."""
-    model = run.model
-    present = [c for c, wanted in enumerate(choices) if set(wanted) & set(leads)]
-    if (
-        engine is not None
-        or not isinstance(model, MeanEnsemble)
-        or model.channels is None
-        or not present
-        or len(present) == len(choices)
-    ):
-        return model, choices, ""
-    fewer = model.reading(present)
-    missing = "; ".join(", ".join(c) for i, c in enumerate(choices) if i not in present)
-    return (
-        fewer,
-        [choices[c] for c in present],
-        (
-            f"the record has none of the leads {missing}: classified by the {len(fewer.members)} "
-            f"of the ensemble's {len(model.members)} members that read the leads it has"
-        ),
     )
 
 

@@ -7,6 +7,7 @@ Not in the registry: an ensemble is assembled from finished runs, never trained 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from typing import Any, cast
 
 import torch
@@ -87,3 +88,28 @@ class MeanEnsemble(BeatModel):
 
     def reset_head(self, num_classes: int) -> None:
         raise NotImplementedError("an ensemble has no single head: transfer from one member")
+
+
+def members_reading(
+    model: BeatModel, choices: list[tuple[str, ...]], leads: Collection[str], where: str, done: str
+) -> tuple[BeatModel, list[int], str]:
+    """`model` and every channel of `choices` (a lead's names to look for, per channel), or, for
+    an ensemble over leads where `leads` (what a record or database has) hold none of some
+    channel's names, the members that read the others, those channels and a line saying so
+    (`where` has none of the leads ...: `done` by ...): fewer members rather than none."""
+    present = [c for c, wanted in enumerate(choices) if set(wanted) & set(leads)]
+    if (
+        not isinstance(model, MeanEnsemble)
+        or model.channels is None
+        or not present
+        or len(present) == len(choices)
+    ):
+        return model, list(range(len(choices))), ""
+    fewer = model.reading(present)
+    missing = "; ".join(", ".join(c) for i, c in enumerate(choices) if i not in present)
+    return (
+        fewer,
+        present,
+        f"{where} has none of the leads {missing}: {done} by the {len(fewer.members)} of the "
+        f"ensemble's {len(model.members)} members that read the leads it has",
+    )

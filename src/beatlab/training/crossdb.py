@@ -13,11 +13,20 @@ from typing import Any
 import numpy as np
 
 from beatlab import CLASSES
-from beatlab.data.build import asked_lead, ensure_channel_beats
+from beatlab.data.build import (
+    CHANNEL_SEPARATOR,
+    asked_lead,
+    channel_leads,
+    ensure_channel_beats,
+    lead_choices,
+    read_header,
+    record_names,
+)
 from beatlab.data.databases import get_database
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout
 from beatlab.errors import BeatlabError
+from beatlab.models.ensemble import members_reading
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import METRICS, load_run, read_json, write_json
@@ -52,10 +61,20 @@ def trained_on(config: TrainConfig, db: str) -> bool:
     return db in config.db.split(",") and not config.train_file
 
 
+def database_leads(source: Path) -> set[str]:
+    """Every lead name a record of the database at `source` has (none where it is not fetched
+    yet: building its beats says so)."""
+    if not source.is_dir():
+        return set()
+    return {str(n) for r in record_names(source) for n in read_header(source / r).sig_name or []}
+
+
 def evaluate_database(
     run_dir: Path, db: str, data_dir: Path | None = None, lead: str | None = None
 ) -> dict[str, Any]:
-    """Metrics of a run's model on all of database `db` (stored in metrics.json as "db:<db>")."""
+    """Metrics of a run's model on all of database `db` (stored in metrics.json as "db:<db>").
+    An ensemble over leads evaluates a database without some of them with the members that
+    read the others, as `predict` does a record (`note` says so)."""
     run = load_run(run_dir)
     if run.classes != CLASSES:
         raise BeatlabError(
@@ -67,17 +86,27 @@ def evaluate_database(
         raise BeatlabError(
             f"the run was trained on {db}; evaluate it with its own test part instead", run_dir
         )
+    root, params = resolve_data_dir(data_dir), get_layout(run.config.layout)
+    channels = channel_leads(asked_lead(run.config.lead, lead))
+    have = database_leads(root / spec.name)
+    choices = [
+        lead_choices(c) if c else (tuple(have) if params.first_lead else spec.leads)
+        for c in channels
+    ]
+    model, kept, note = members_reading(run.model, choices, have, f"database {db}", "evaluated")
     beats, _, leads = ensure_channel_beats(
-        resolve_data_dir(data_dir),
-        get_layout(run.config.layout),
+        root,
+        params,
         db=spec,
-        lead=asked_lead(run.config.lead, lead),
+        lead=CHANNEL_SEPARATOR.join(channels[c] or "" for c in kept) or None,
     )
-    proba = predict_proba(run.model, Tensors.from_beats(beats))
+    proba = predict_proba(model, Tensors.from_beats(beats))
     metrics = classification_metrics(beats.y, proba, run.classes)
     metrics["database"] = f"{spec.title} v{spec.version}"
     metrics["records"] = len(np.unique(beats.record))
     metrics["leads"] = leads
+    if note:
+        metrics["note"] = note
     metrics["per_record"] = per_record(beats.record, beats.y, proba.argmax(axis=1), run.classes)
     stored = read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
     stored[f"db:{db}"] = metrics
