@@ -197,3 +197,12 @@ def test_concurrency_limits_random_search_too() -> None:
         else:
             assert config.max_concurrent_trials is None
             assert config.search_alg.max_concurrent == 1
+
+
+def test_class_weights_and_augmentation_are_searchable(tmp_path: Path) -> None:
+    path = tmp_path / "space.toml"
+    path.write_text(
+        "class_weight_power = {uniform = [0.25, 1.0]}\naugment_jitter = {choice = [0, 4, 8]}\n"
+    )
+    space = load_space(path, "cnn1d_resnet")
+    assert space.searched == ["class_weight_power", "augment_jitter"]

@@ -18,8 +18,10 @@ from mlflow.tracking import MlflowClient
 from ray.tune import ExperimentAnalysis
 from safetensors.torch import load_file
 
+from beatlab.data.databases import MITDB
 from beatlab.data.dataset import load_dataset
 from beatlab.training.config import load_config
+from beatlab.training.data import dataset_for
 
 TINY_SPACE = """\
 batch = {choice = [32, 64]}
@@ -30,6 +32,7 @@ dropout = {uniform = [0.0, 0.3]}
 training_set = {choice = ["oversample", "weights"]}
 """
 TINY = ["--model", "cnn1d_resnet", "--max-epochs", "2", "--limit", "300"]
+DS1 = MITDB.splits["inter"].train
 SAMPLES = 6  # trials take seconds: enough of them that Ctrl+C lands before the last is done
 
 
@@ -194,6 +197,14 @@ def free_port() -> int:
             ["--model", "gbt"],
             "model 'gbt' fits all its rounds before it reports one: use --scheduler fifo",
         ),
+        ('lead = "V1"\nlr = {uniform = [0.001, 0.01]}\n', [], "set by `beatlab tune --lead`"),
+        (TINY_SPACE, ["--folds", "5", "--fold", "5"], "'fold' must be below 'folds'"),
+        (TINY_SPACE, ["--fold", "1"], "'fold' (1) needs 'folds'"),
+        (
+            "augment_jitter = {choice = [0, 8]}\n",
+            ["--model", "gbt", "--scheduler", "fifo"],
+            "set augment_jitter = 0",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(
@@ -261,11 +272,17 @@ def test_search_on_prepared_files(
     assert summary["test"]["n"] == 40  # the stratified 20 % carved from the two files
 
 
-def test_search_over_trees_reports_each_trial_once(
+def test_search_over_trees_on_a_fold_and_lead_reports_each_trial_once(
     real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A tree model's search on the second lead, holding out fold 1 of a patient-grouped
+    5-fold (one step of nested cross-validation), with the class weights' power searched."""
     space = tmp_path / "gbt.toml"
-    space.write_text("rounds = 12\nlearning_rate = {choice = [0.1, 0.2]}\nstride = 12\n")
+    space.write_text(
+        "rounds = 12\nstride = 12\nlearning_rate = {choice = [0.1, 0.2]}\n"
+        "class_weight_power = {choice = [0.5, 1.0]}\n"
+    )
+    where = ["--split", "inter", "--folds", "5", "--fold", "1", "--lead", "V1,V2,V4,V5"]
     code, out, _ = run_cli(
         capsys,
         "tune",
@@ -275,6 +292,7 @@ def test_search_over_trees_reports_each_trial_once(
         "3",  # fewer than the rounds: a tree trial is not cut by it
         "--limit",
         "300",
+        *where,
         "--space",
         str(space),
         "--search",
@@ -300,4 +318,11 @@ def test_search_over_trees_reports_each_trial_once(
     assert list(table["iterations"]) == [12, 12]  # every round scored
     assert (table["best epoch"] <= 12).all()
     assert table[["batch", "dropout", "factor"]].isna().all().all()
-    assert load_config(exp_dir / "best_config.toml").hparams["rounds"] == 12
+    assert set(table["class_weight_power"]) <= {0.5, 1.0}
+    best = load_config(exp_dir / "best_config.toml")
+    assert (best.hparams["rounds"], best.lead, best.folds, best.fold) == (12, "V1,V2,V4,V5", 5, 1)
+    held_out = dataset_for(best.updated({"limit": None})).test  # the rerun's test part
+    summary = json.loads((exp_dir / "summary.json").read_text())
+    assert summary["test"]["n"] == len(held_out) and set(held_out.record) <= set(DS1)
+    kept = json.loads((exp_dir / "best_run" / "run.json").read_text())["dataset"]
+    assert (kept["lead"], kept["folds"], kept["fold"]) == ("V1,V2,V4,V5", 5, 1)

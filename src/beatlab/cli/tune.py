@@ -69,6 +69,18 @@ def tune(
             "deviation_median_rr (new patients)."
         ),
     ] = "kachuee",
+    lead: Annotated[
+        str | None,
+        typer.Option(
+            help="The lead to cut beats from, or the first of a comma-separated list each "
+            "record has (default: the database's preferred lead)."
+        ),
+    ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(help="Patient-grouped K-fold: fold --fold is the test part (nested CV)."),
+    ] = None,
+    fold: Annotated[int, typer.Option()] = 0,
     train_file: Annotated[
         str | None,
         typer.Option(help="Tune on Kaggle CSV / course Parquet file(s), comma-separated."),
@@ -111,6 +123,9 @@ def tune(
             split=split,
             db=db,
             layout=layout,
+            lead=lead,
+            folds=folds,
+            fold=fold,
             seed=seed,
             limit=limit,
             data_dir=str(data_dir) if data_dir else None,

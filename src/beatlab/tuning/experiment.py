@@ -74,6 +74,9 @@ class TuneSettings:
     split: str = "intra"
     db: str = "mitdb"
     layout: str = "kachuee"
+    lead: str | None = None
+    folds: int | None = None  # patient-grouped K-fold: fold `fold` is the test part
+    fold: int = 0
     seed: int = 0
     limit: int | None = None
     data_dir: str | None = None
@@ -101,7 +104,10 @@ class TuneSettings:
         ):
             if number < 1:
                 raise BeatlabError(f"{flag} must be at least 1, got {number}")
-        check_options({"seed": self.seed, "limit": self.limit, "split": self.split})
+        data = {"split": self.split, "lead": self.lead, "folds": self.folds, "fold": self.fold}
+        check_options({"seed": self.seed, "limit": self.limit, **data})  # each by its flag
+        together = TrainConfig(split=self.split, lead=self.lead, folds=self.folds, fold=self.fold)
+        together.check()  # a fold below the folds, a single lead
         if self.model == BoostedTrees.name and self.scheduler == "asha":
             raise BeatlabError(
                 f"--scheduler asha stops trials by their first epochs; model '{self.model}' fits "
@@ -120,6 +126,9 @@ class TuneSettings:
             "split": self.split,
             "db": self.db,
             "layout": self.layout,
+            "lead": self.lead,
+            "folds": self.folds,
+            "fold": self.fold,
             "seed": self.seed,
             "data_dir": self.data_dir,
             "train_file": self.train_file,

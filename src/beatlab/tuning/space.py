@@ -26,7 +26,7 @@ from torch import nn
 from beatlab.data.balance import BALANCING
 from beatlab.errors import BeatlabError
 from beatlab.models import create_model, model_defaults
-from beatlab.training.config import ALIASES, TrainConfig, read_mapping
+from beatlab.training.config import ALIASES, AUGMENT_FIELDS, TrainConfig, read_mapping
 from beatlab.training.trainer import make_optimizer
 
 RANGES = ("choice", "uniform", "loguniform", "randint")
@@ -40,12 +40,19 @@ TUNABLE_FIELDS = (
     "lr_patience",
     "early_stopping",
     "grad_clip",
+    "class_weight_power",
+    *AUGMENT_FIELDS,
 )
 """The TrainConfig fields a search may vary; the rest are fixed by the experiment or by data."""
 SET_BY_TUNE = {
     "model": "--model",
     "epochs": "--max-epochs",
     "split": "--split",
+    "db": "--db",
+    "layout": "--layout",
+    "lead": "--lead",
+    "folds": "--folds",
+    "fold": "--fold",
     "seed": "--seed",
     "data_dir": "--data-dir",
     "limit": "--limit",
@@ -192,7 +199,8 @@ def _check_value(model: str, name: str, value: Any, path: Path) -> None:
         except BeatlabError as err:
             raise BeatlabError(err.problem, path) from None
         return
-    config = TrainConfig().updated({name: value}, path)
+    config = TrainConfig(model=model).updated({name: value}, path)
+    config.check(path)  # with the model: a tree model takes no augmentation
     if name == "balance" and value not in BALANCING:
         raise BeatlabError(f"unknown balancing '{value}' (choose from {BALANCING})", path)
     if name == "optimizer":
