@@ -200,6 +200,7 @@ def free_port() -> int:
         ('lead = "V1"\nlr = {uniform = [0.001, 0.01]}\n', [], "set by `beatlab tune --lead`"),
         (TINY_SPACE, ["--folds", "5", "--fold", "5"], "'fold' must be below 'folds'"),
         (TINY_SPACE, ["--fold", "1"], "'fold' (1) needs 'folds'"),
+        (TINY_SPACE, ["--metric", "val_loss"], "that search balance are not comparable on it"),
         (
             "augment_jitter = {choice = [0, 8]}\n",
             ["--model", "gbt", "--scheduler", "fifo"],

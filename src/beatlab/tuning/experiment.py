@@ -158,6 +158,14 @@ def start(
 ) -> Outcome:
     """Run a new experiment in `exp_dir` (absolute; it must not exist yet)."""
     settings.check()
+    weighing = sorted(set(space.searched) & {"balance", "class_weight_power"})
+    if settings.metric == "val_loss" and weighing:
+        raise BeatlabError(
+            f"--metric val_loss is weighted by each trial's class weights, so trials that search "
+            f"{' and '.join(weighing)} are not comparable on it: fix it in the space or choose "
+            "another --metric",
+            space.path,
+        )
     if exp_dir.exists():
         raise BeatlabError("experiment exists; continue it with --resume or pick a --name", exp_dir)
     grid = settings.search == "grid"
