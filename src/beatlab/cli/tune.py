@@ -80,7 +80,9 @@ def tune(
         int | None,
         typer.Option(help="Patient-grouped K-fold: fold --fold is the test part (nested CV)."),
     ] = None,
-    fold: Annotated[int, typer.Option()] = 0,
+    fold: Annotated[
+        int, typer.Option(help="With --folds: the fold held out as the test part.")
+    ] = 0,
     train_file: Annotated[
         str | None,
         typer.Option(help="Tune on Kaggle CSV / course Parquet file(s), comma-separated."),
