@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 import torch
 from torch import Tensor, nn
@@ -90,6 +90,11 @@ class MeanEnsemble(BeatModel):
         raise NotImplementedError("an ensemble has no single head: transfer from one member")
 
 
+def over_leads(model: BeatModel) -> TypeGuard[MeanEnsemble]:
+    """Whether `model` is an ensemble whose members read different leads."""
+    return isinstance(model, MeanEnsemble) and model.channels is not None
+
+
 def members_reading(
     model: BeatModel, choices: list[tuple[str, ...]], leads: Collection[str], where: str, done: str
 ) -> tuple[BeatModel, list[int], str]:
@@ -98,12 +103,7 @@ def members_reading(
     channel's names, the members that read the others, those channels and a line saying so
     (`where` has none of the leads ...: `done` by ...): fewer members rather than none."""
     present = [c for c, wanted in enumerate(choices) if set(wanted) & set(leads)]
-    if (
-        not isinstance(model, MeanEnsemble)
-        or model.channels is None
-        or not present
-        or len(present) == len(choices)
-    ):
+    if not over_leads(model) or not present or len(present) == len(choices):
         return model, list(range(len(choices))), ""
     fewer = model.reading(present)
     missing = "; ".join(", ".join(c) for i, c in enumerate(choices) if i not in present)

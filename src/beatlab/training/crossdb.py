@@ -26,7 +26,7 @@ from beatlab.data.databases import get_database
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout
 from beatlab.errors import BeatlabError
-from beatlab.models.ensemble import MeanEnsemble, members_reading
+from beatlab.models.ensemble import members_reading, over_leads
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import METRICS, load_run, read_json, write_json
@@ -88,8 +88,7 @@ def evaluate_database(
         )
     root, params = resolve_data_dir(data_dir), get_layout(run.config.layout)
     channels = channel_leads(asked_lead(run.config.lead, lead))
-    over_leads = isinstance(run.model, MeanEnsemble) and run.model.channels is not None
-    have = database_leads(root / spec.name) if over_leads else set()
+    have = database_leads(root / spec.name) if over_leads(run.model) else set()
     choices = [
         lead_choices(c) if c else (tuple(have) if params.first_lead else spec.leads)
         for c in channels
