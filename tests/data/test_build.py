@@ -64,6 +64,25 @@ def test_beats_start_at_r_peak_and_span_1_2_periods(tiny_mitdb: Path) -> None:
     assert np.allclose(beats.rr[1:24, 0], 0.8)
 
 
+def test_beats_over_invalid_samples_are_not_built(tiny_mitdb: Path) -> None:
+    import wfdb
+
+    base = str(tiny_mitdb / "101")
+    rec = wfdb.rdrecord(base, physical=False)
+    digital = rec.d_signal.copy()
+    digital[5 * 360 : 6 * 360, 0] = -2048  # format 212's invalid sample: MLII off for 1 s
+    wfdb.wrsamp(
+        "101", 360, rec.units, rec.sig_name, d_signal=digital, fmt=rec.fmt,
+        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(tiny_mitdb),
+    )  # fmt: skip
+    beats, _ = build_beats(tiny_mitdb)
+    peaks = wfdb.rdann(base, "atr").sample
+    over = (peaks + 187 / 125 * 360 > 5 * 360) & (peaks < 6 * 360)  # R + 1.5 s reaches the gap
+    assert 0 < over.sum() < 5 and len(beats) == 50 - over.sum()
+    assert beats.sample[beats.record == "101"].tolist() == peaks[~over].tolist()
+    assert np.isfinite(beats.x).all() and beats.x.max() <= 1.0  # the gap is bridged, not a spike
+
+
 def test_segment_beats_pads_at_record_end() -> None:
     signal = np.sin(np.linspace(0, 60, 3600))
     x, rr = segment_beats(signal, 360.0, np.array([100, 1000, 3590]))

@@ -11,6 +11,7 @@ from beatlab.data.layouts import (
     KACHUEE,
     get_layout,
     list_layouts,
+    over_invalid,
     segment_beats,
 )
 from beatlab.errors import BeatlabError
@@ -79,3 +80,24 @@ def test_beats_at_the_record_edges_are_padded_not_dropped() -> None:
     assert np.all(x[0, :50] == 0.0) and np.all(x[2, -100:] == 0.0)
     kx, _ = segment_beats(signal, FS, peaks, KACHUEE)
     assert len(kx) == 3 and np.isfinite(kx).all()
+
+
+def test_beats_over_invalid_samples_are_found_and_set_no_record_statistic() -> None:
+    signal, peaks = synthetic()
+    invalid = np.zeros(len(signal), dtype=bool)
+    invalid[10 * FS : 12 * FS] = True  # a lead off for 2 s
+    gap = over_invalid(peaks, invalid, CENTRED, FS)
+    before, after = 0.25 * FS, 0.5 * FS  # the centred window: 0.25 s before R, 0.5 s after
+    near = (peaks + after > 10 * FS) & (peaks - before < 12 * FS)
+    assert gap.tolist() == near.tolist() and 2 < gap.sum() < 6
+    assert not over_invalid(peaks, np.zeros_like(invalid), CENTRED, FS).any()
+    kachuee = over_invalid(peaks, invalid, KACHUEE, FS)  # from R on, 187 samples at 125 Hz
+    assert kachuee.tolist() == ((peaks + 187 / 125 * FS > 10 * FS) & (peaks < 12 * FS)).tolist()
+    # a flat stretch (what a bridged gap looks like) moves neither the scale nor the median beat
+    flat = signal.copy()
+    flat[invalid] = 0.0
+    x, rr = segment_beats(flat, FS, peaks, DEVIATION_MEDIAN_RR, valid=~gap)
+    alone, _ = segment_beats(flat, FS, peaks[~gap], DEVIATION_MEDIAN_RR)
+    np.testing.assert_array_equal(x[~gap], alone)
+    _, rr_all = segment_beats(flat, FS, peaks, DEVIATION_MEDIAN_RR)
+    np.testing.assert_array_equal(rr, rr_all)  # R-R still counts every beat

@@ -14,7 +14,7 @@ import wfdb
 from conftest import FS, run_cli
 
 from beatlab import CLASSES
-from beatlab.data.build import Beats, cache_path, load_beats
+from beatlab.data.build import Beats, cache_path, load_beats, read_annotations
 from beatlab.data.formats import write_beats
 from beatlab.deploy import (
     OnnxRunner,
@@ -160,6 +160,69 @@ def test_record_of_another_lead_is_classified_when_named(
     assert "lead V1" in printed and len(pd.read_csv(out)) > 15
     code, _, err = predict(capsys, tiny_run, out, "--csv", "beats.csv", "--lead", "V1")
     assert code == 2 and "--lead applies to --record only" in err
+
+
+def write_with_gap(real_mitdb: Path, out: Path, gap: slice | None) -> Path:
+    """The first minute of record 208, with MLII invalid (WFDB's missing-value marker) over
+    `gap`, and its annotations."""
+    source = str(real_mitdb / "208")
+    rec = wfdb.rdrecord(source, sampto=60 * FS, physical=False)
+    digital = rec.d_signal.astype(np.int16)
+    if gap is not None:
+        digital[gap, 0] = -32768  # format 16's invalid sample
+    name = "gap" if gap is not None else "clean"
+    wfdb.wrsamp(
+        name, FS, rec.units, rec.sig_name, d_signal=digital, fmt=["16", "16"],
+        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(out),
+    )  # fmt: skip
+    ann = wfdb.rdann(source, "atr", sampto=60 * FS)
+    wfdb.wrann(name, "atr", ann.sample, ann.symbol, write_dir=str(out))
+    return out / name
+
+
+def test_beats_over_invalid_samples_are_left_out_and_the_rest_kept(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    start, end = 20 * FS, 25 * FS
+    clean = write_with_gap(real_mitdb, tmp_path, None)
+    gap = write_with_gap(real_mitdb, tmp_path, slice(start, end))
+    peaks, _ = read_annotations(clean)
+    over = (peaks + 187 / 125 * FS > start) & (peaks < end)  # a kachuee beat: R + 1.5 s
+    assert 4 < over.sum() < 20
+    code, printed, err = predict(capsys, tiny_run, tmp_path / "clean.csv", "--record", str(clean))
+    assert code == 0, err
+    assert "left out" not in printed
+    code, printed, err = predict(capsys, tiny_run, tmp_path / "gap.csv", "--record", str(gap))
+    assert code == 0, err
+    assert f"left out {over.sum()} beats whose window holds invalid samples" in printed
+    table, whole = pd.read_csv(tmp_path / "gap.csv"), pd.read_csv(tmp_path / "clean.csv")
+    assert table["sample"].tolist() == peaks[~over].tolist()
+    # beats of other 10 s windows (kachuee's min-max) are untouched by the bridged gap
+    far = whole["sample"].isin(table["sample"]) & ~whole["sample"].between(19 * FS, 31 * FS)
+    probabilities = [f"p_{c}" for c in CLASSES]
+    np.testing.assert_allclose(
+        table.set_index("sample").loc[whole["sample"][far], probabilities].to_numpy(),
+        whole[far][probabilities].to_numpy(),
+        atol=1e-6,
+    )
+    # the detector finds no beat in the gap either, and every valid annotated beat is counted
+    code, printed, err = predict(
+        capsys, tiny_run, tmp_path / "d.csv", "--record", str(gap), "--detector"
+    )
+    assert code == 0, err
+    found = pd.read_csv(tmp_path / "d.csv")["sample"]
+    assert not found.between(start - 187 / 125 * FS, end).any()
+    assert f"of {(~over).sum()} annotated beats found" in printed
+
+
+def test_lead_without_a_valid_sample_is_one_line(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    record = write_with_gap(real_mitdb, tmp_path, slice(None))
+    out = tmp_path / "off.csv"
+    code, _, err = predict(capsys, tiny_run, out, "--record", str(record))
+    assert code == 2 and err == f"beatlab: error: {record}.dat: lead MLII holds no valid samples"
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("flag", ["--detector", "--no-annotations"])

@@ -25,7 +25,7 @@ import wfdb
 
 from beatlab import CLASSES, __version__
 from beatlab.data.databases import MITDB, DatabaseSpec
-from beatlab.data.layouts import KACHUEE, BuildParams, get_layout, segment_beats
+from beatlab.data.layouts import KACHUEE, BuildParams, get_layout, over_invalid, segment_beats
 from beatlab.errors import BeatlabError
 from beatlab.io import atomic_path, sha256_file
 
@@ -145,9 +145,10 @@ def lead_choices(lead: str) -> tuple[str, ...]:
 
 def read_lead(
     base: Path, header: wfdb.Record, leads: tuple[str, ...], lead: str | None = None
-) -> tuple[np.ndarray, str]:
+) -> tuple[np.ndarray, str, np.ndarray]:
     """The digital samples of the first of `lead`'s choices the record has if given, else of
-    the first of `leads` it has."""
+    the first of `leads` it has, its name, and which samples are invalid (WFDB's missing-value
+    marker): those are bridged linearly, so that a filter does not ring around a gap."""
     wanted = lead_choices(lead) if lead else leads
     found = next((name for name in wanted if name in (header.sig_name or [])), None)
     if found is None:
@@ -160,7 +161,16 @@ def read_lead(
         rec = wfdb.rdrecord(str(base), channels=[header.sig_name.index(found)], physical=False)
     except Exception as err:
         raise BeatlabError(f"unreadable record: {err}", base) from None
-    return rec.d_signal[:, 0], found
+    signal = rec.d_signal[:, 0]
+    invalid = np.isnan(rec.dac(return_res=32)[:, 0])
+    if invalid.all():
+        raise BeatlabError(f"lead {found} holds no valid samples", base.with_suffix(".dat"))
+    if invalid.any():
+        valid = np.flatnonzero(~invalid)
+        bridged = np.interp(np.flatnonzero(invalid), valid, signal[valid])
+        signal = signal.copy()
+        signal[invalid] = np.rint(bridged).astype(signal.dtype)
+    return signal, found, invalid
 
 
 def read_annotations(
@@ -216,6 +226,8 @@ class Record:
     lead: str
     marks: np.ndarray
     """Samples of every annotation, beats or not."""
+    invalid: np.ndarray
+    """Which samples of the lead were invalid (bridged; see `read_lead`)."""
 
 
 def read_record(
@@ -235,9 +247,9 @@ def read_record(
     header = read_header(base)
     fs = check_rate(header, spec, base)
     leads = tuple(header.sig_name[:1]) if first_lead else spec.leads
-    signal, used = read_lead(base, header, leads, lead)
+    signal, used, invalid = read_lead(base, header, leads, lead)
     peaks, labels, marks = read_annotation_marks(base, spec, len(signal))
-    return Record(signal, fs, peaks, labels, used, marks)
+    return Record(signal, fs, peaks, labels, used, marks, invalid)
 
 
 def build_beats(
@@ -253,9 +265,10 @@ def build_beats(
 
     def one(name: str) -> tuple[Beats, str]:
         rec = read_record(data_dir, name, spec, lead, params.first_lead)
-        x, rr = segment_beats(rec.signal, rec.fs, rec.peaks, params, rec.marks)
-        n = len(rec.labels)
-        return Beats(x, rec.labels, rr, np.full(n, name), rec.peaks.astype(np.int64)), rec.lead
+        kept = ~over_invalid(rec.peaks, rec.invalid, params, rec.fs)
+        x, rr = segment_beats(rec.signal, rec.fs, rec.peaks, params, rec.marks, kept)
+        beats = Beats(x, rec.labels, rr, np.full(len(x), name), rec.peaks.astype(np.int64))
+        return (beats if kept.all() else beats.take(kept)), rec.lead
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         parts = list(pool.map(one, names))

@@ -17,10 +17,15 @@ resampled to 250 Hz and cut into a 0.75 s window from 0.25 s before the R peak, 
 the T wave are in it; amplitude is normalised per record by the median QRS amplitude, not per 10 s
 window; the R-R context is relative to the patient's own rhythm. Beats whose window runs past the
 start or end of the record are zero-padded (the band-passed baseline is zero), never dropped.
+
+In every layout, a beat whose window holds an invalid sample (WFDB's missing-value marker, a
+lead off) is left out: the reader bridges the gap so filters do not ring, but the beat itself
+would be made up (`over_invalid`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -73,10 +78,13 @@ class BuildParams:
 
 
 Segmenter = Callable[
-    [np.ndarray, float, np.ndarray, BuildParams, np.ndarray | None], tuple[np.ndarray, np.ndarray]
+    [np.ndarray, float, np.ndarray, BuildParams, np.ndarray | None, np.ndarray | None],
+    tuple[np.ndarray, np.ndarray],
 ]
-"""(signal, fs, R peaks, params, marks) -> ((n, length) beats, (n, 3) R-R context); `marks` are
-the samples of every annotation of the record (beats and others), None where there are none."""
+"""(signal, fs, R peaks, params, marks, valid) -> ((n, length) beats, (n, 3) R-R context);
+`marks` are the samples of every annotation of the record (beats and others), None where there
+are none; `valid` flags the beats whose window holds no invalid sample (None: all), the only ones
+a record-wide statistic may come from."""
 
 
 def rr_intervals(peaks: np.ndarray, fs: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -189,9 +197,11 @@ def segment_kachuee(
     peaks: np.ndarray,
     params: BuildParams,
     marks: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Kachuee et al. 2018: a beat from R over 1.2 T, min-max normalised, zero-padded; the
-    options of `BuildParams` choose between the paper's reading and the Kaggle release's."""
+    options of `BuildParams` choose between the paper's reading and the Kaggle release's (no
+    record-wide statistic, so `valid` is not needed)."""
     src, fs_src, r, stride = _source(signal, fs, peaks, params)
     if params.beat_end == "period":
         n = _period_lengths(r, len(src), fs_src, stride, params)
@@ -226,9 +236,11 @@ def segment_centred(
     peaks: np.ndarray,
     params: BuildParams,
     marks: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A window around R on the band-passed lead, per-record amplitude, relative R-R (`marks`
-    are not needed: the window does not depend on other annotations)."""
+    """A window around R on the band-passed lead, per-record amplitude and median beat from the
+    `valid` beats, relative R-R (`marks` are not needed: the window does not depend on other
+    annotations)."""
     sos = butter(2, [params.band_low_hz, params.band_high_hz], btype="band", fs=fs, output="sos")
     sig = resample(sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)), fs, params.fs)
     r = np.rint(np.asarray(peaks) * params.fs / fs).astype(np.int64)
@@ -237,11 +249,11 @@ def segment_centred(
     x = padded[(r + n - before)[:, None] + np.arange(n)[None, :]]
 
     half = max(1, int(round(params.qrs_s * params.fs)))
-    qrs = x[:, max(0, before - half) : before + half + 1]
-    scale = float(np.median(qrs.max(axis=1) - qrs.min(axis=1))) if len(x) else 1.0
+    qrs = (x if valid is None else x[valid])[:, max(0, before - half) : before + half + 1]
+    scale = float(np.median(qrs.max(axis=1) - qrs.min(axis=1))) if len(qrs) else 1.0
     x = x / (scale if scale > 0 else 1.0)
-    if params.deviation and len(x):
-        x = x - np.median(x, axis=0)
+    if params.deviation and len(qrs):
+        x = x - np.median(x if valid is None else x[valid], axis=0)
 
     prev, nxt = rr_intervals(peaks, fs, len(r))
     if params.rr_stat not in ("mean", "median"):
@@ -285,20 +297,41 @@ def get_layout(name: str) -> BuildParams:
     return _LAYOUTS[name]
 
 
+def beat_span(params: BuildParams, fs: float) -> tuple[int, int]:
+    """Samples at `fs` a beat's window reaches before and after its R peak."""
+    before = params.before_s if params.method == "centred" else 0.0
+    return math.ceil(before * fs), math.ceil((params.length / params.fs - before) * fs)
+
+
+def over_invalid(
+    peaks: np.ndarray, invalid: np.ndarray, params: BuildParams, fs: float
+) -> np.ndarray:
+    """Which beats' windows hold an invalid sample of the lead (`invalid`, one flag a sample)."""
+    if not invalid.any():
+        return np.zeros(len(peaks), dtype=bool)
+    before, after = beat_span(params, fs)
+    seen = np.concatenate([[0], np.cumsum(invalid)])
+    lo = np.clip(np.asarray(peaks) - before, 0, len(invalid))
+    hi = np.clip(np.asarray(peaks) + after, 0, len(invalid))
+    return np.asarray(seen[hi] - seen[lo] > 0)
+
+
 def segment_beats(
     signal: np.ndarray,
     fs: float,
     peaks: np.ndarray,
     params: BuildParams | None = None,
     marks: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cut one lead into beats at the given R peaks (sample indices at `fs`), per `params`;
-    `marks` are every annotation's sample (None: the peaks are all there is).
+    `marks` are every annotation's sample (None: the peaks are all there is), `valid` the beats
+    clear of invalid samples (None: all; see `over_invalid`).
 
     Shared by the dataset builder and `beatlab predict`, so a new recording is segmented exactly
     like the training data."""
     params = params or KACHUEE
-    return SEGMENTERS[params.method](signal, fs, peaks, params, marks)
+    return SEGMENTERS[params.method](signal, fs, peaks, params, marks, valid)
 
 
 def segment_leads(
@@ -307,11 +340,12 @@ def segment_leads(
     peaks: np.ndarray,
     params: BuildParams,
     marks: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`segment_beats` of each of a record's leads at the same R peaks: (n, length) beats for
     one lead, (n, leads, length) for several (an ensemble whose members read different leads);
     the R-R context depends on the peaks alone."""
-    cut = [segment_beats(signal, fs, peaks, params, marks) for signal in signals]
+    cut = [segment_beats(signal, fs, peaks, params, marks, valid) for signal in signals]
     x = cut[0][0] if len(cut) == 1 else np.stack([beats for beats, _ in cut], axis=1)
     return x, cut[0][1]
 

@@ -31,7 +31,7 @@ from beatlab.data.build import (
 )
 from beatlab.data.databases import get_database, list_databases, parse_databases
 from beatlab.data.formats import NO_RR, detect_format, read_beats
-from beatlab.data.layouts import FILE_LAYOUTS, get_layout, segment_leads
+from beatlab.data.layouts import FILE_LAYOUTS, get_layout, over_invalid, segment_leads
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
@@ -200,7 +200,8 @@ def predict_record(
             run.model, choices, header.sig_name, "the record", "classified"
         )
     leads = [read_lead(base, header, choices[c]) for c in kept]
-    signal, used = leads[0]
+    signal, used, _ = leads[0]
+    invalid = np.logical_or.reduce([gaps for _, _, gaps in leads])
     fs = float(header.fs)
     if len(signal) < params.length * fs / params.fs:
         raise BeatlabError(
@@ -228,8 +229,17 @@ def predict_record(
         raise BeatlabError("the annotations mark no beats", path)
     if run.classes != CLASSES:  # the annotations name AAMI classes, which this run does not use
         reference, ref_peaks = np.full(len(peaks), -1, dtype=np.int64), ref_peaks[:0]
-    signals = [lead_signal for lead_signal, _ in leads]
-    x, rr = segment_leads(signals, fs, peaks, params, marks if source == "annotations" else None)
+    gap = over_invalid(peaks, invalid, params, fs)
+    if gap.all():
+        raise BeatlabError("every beat's window holds invalid samples (a lead off?)", path)
+    signals = [lead_signal for lead_signal, _, _ in leads]
+    given = marks if source == "annotations" else None
+    x, rr = segment_leads(signals, fs, peaks, params, given, ~gap)
+    if gap.any():
+        x, rr, peaks, reference = x[~gap], rr[~gap], peaks[~gap], reference[~gap]
+        ref_peaks = ref_peaks[~over_invalid(ref_peaks, invalid, params, fs)]
+        left = f"left out {int(gap.sum()):,} beats whose window holds invalid samples (a lead off)"
+        note = f"{note}; {left}" if note else left
     return Predictions(
         classes=run.classes,
         proba=(engine or partial(classify, model))(x, rr),
@@ -237,7 +247,7 @@ def predict_record(
         source=source,
         sample=np.asarray(peaks, dtype=np.int64),
         fs=fs,
-        lead=CHANNEL_SEPARATOR.join(name for _, name in leads),
+        lead=CHANNEL_SEPARATOR.join(name for _, name, _ in leads),
         matched_against=len(ref_peaks) if source == "detector" else 0,
         note=note,
     )
