@@ -286,6 +286,27 @@ def test_flat_record_has_no_beats(
     assert not out.exists()
 
 
+def test_rhythm_only_annotations_point_to_the_detector(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """Like the MIT-BIH AF Database, whose .atr holds rhythm changes and its beats are in .qrs."""
+    signal = wfdb.rdrecord(str(real_mitdb / "208"), sampto=30 * FS).p_signal
+    wfdb.wrsamp("af", FS, ["mV"] * 2, ["MLII", "V1"], p_signal=signal, fmt=["16"] * 2,
+                write_dir=str(tmp_path))  # fmt: skip
+    wfdb.wrann("af", "atr", np.array([0, 5000]), ["+", "+"], aux_note=["(AFIB", "(N"],
+               write_dir=str(tmp_path))  # fmt: skip
+    record, out = tmp_path / "af", tmp_path / "af.csv"
+    code, _, err = predict(capsys, tiny_run, out, "--record", str(record))
+    assert code == 2 and not out.exists()
+    assert err == (
+        f"beatlab: error: {record}.atr: the annotations mark no beats (rhythm marks only?): "
+        "find them with --detector"
+    )
+    code, printed, err = predict(capsys, tiny_run, out, "--record", str(record), "--detector")
+    assert code == 0, err
+    assert "from the QRS detector" in printed and len(pd.read_csv(out)) > 30
+
+
 def test_run_without_checkpoint(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, tiny_mitdb: Path, tmp_path: Path
 ) -> None:

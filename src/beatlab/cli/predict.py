@@ -65,10 +65,11 @@ def predict(
         check_beat_file(source, flag)
     trained = load_run(run)
     engine = runner_for(trained, onnx).predict_proba if onnx else None
-    if flag == "record":
-        result = predict_record(trained, source, detector=detector, engine=engine, lead=lead)
-    else:
-        result = predict_file(trained, source, engine=engine)
+    with console.status(f"classifying the beats of {source}", spinner="dots"):
+        if flag == "record":
+            result = predict_record(trained, source, detector=detector, engine=engine, lead=lead)
+        else:
+            result = predict_file(trained, source, engine=engine)
     write_table(result.table(), out)
     print_summary(result, source)
     print_decision_weights(trained.config.hparams, trained.classes)

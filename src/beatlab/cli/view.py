@@ -34,7 +34,8 @@ def view(
     check_output(out)  # a bad output fails before any work
     trained = load_run(run)
     start = time.perf_counter()
-    result = predict_record(trained, record, detector=detector, lead=lead)
+    with console.status(f"classifying the beats of {record}", spinner="dots"):
+        result = predict_record(trained, record, detector=detector, lead=lead)
     if result.note:
         console.print(f"[yellow]{result.note}[/]")
     predicted = time.perf_counter()

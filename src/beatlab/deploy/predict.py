@@ -226,7 +226,10 @@ def predict_record(
     if len(peaks) == 0 and source == "detector":
         raise BeatlabError("no beats detected (flat or empty signal?)", path)
     if len(peaks) == 0:
-        raise BeatlabError("the annotations mark no beats", path)
+        raise BeatlabError(
+            "the annotations mark no beats (rhythm marks only?): find them with --detector",
+            base.with_suffix(".atr"),
+        )
     if run.classes != CLASSES:  # the annotations name AAMI classes, which this run does not use
         reference, ref_peaks = np.full(len(peaks), -1, dtype=np.int64), ref_peaks[:0]
     gap = over_invalid(peaks, invalid, params, fs)
