@@ -172,3 +172,27 @@ def test_a_run_trained_on_a_database_is_not_evaluated_on_it_as_unseen() -> None:
     assert trained_on(TrainConfig(db="mitdb,svdb"), "svdb")
     assert not trained_on(TrainConfig(db="mitdb"), "svdb")
     assert not trained_on(TrainConfig(db="svdb", train_file="beats.csv"), "svdb")
+
+
+def test_af_gate_flags_an_irregular_rhythm_not_ectopy() -> None:
+    """benchmarks/af_gate.py's detector (Dash et al. 2009, their thresholds), which the
+    documented DS1 measurement of an AF gate rests on."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "af_gate.py"
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location("af_gate", path)
+    assert spec is not None and spec.loader is not None
+    af_gate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(af_gate)
+    rng = np.random.default_rng(0)
+    sinus = 0.8 + 0.02 * rng.standard_normal(400)
+    assert not af_gate.af_flags(sinus).any()
+    assert af_gate.af_flags(rng.uniform(0.4, 1.2, 400)).all()  # no two intervals alike
+    assert not af_gate.af_flags(sinus[:100]).any()  # too few intervals to say
+    # AF with ventricular beats among it is still AF on the normal-to-normal intervals
+    peaks = np.cumsum(rng.uniform(0.4, 1.2, 400) * 360).astype(np.int64)
+    ventricular = rng.random(len(peaks)) < 0.1
+    assert af_gate.beat_flags(peaks, 360.0, ventricular).all()
+    assert not af_gate.beat_flags(peaks, 360.0, np.ones(len(peaks), bool)).any()
