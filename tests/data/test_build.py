@@ -15,11 +15,12 @@ from beatlab.data.build import (
     build_beats,
     cache_path,
     ensure_beats,
+    ensure_channel_beats,
     load_beats,
     read_cache_metadata,
 )
 from beatlab.data.dataset import load_dataset
-from beatlab.data.layouts import BuildParams, segment_beats
+from beatlab.data.layouts import KACHUEE, BuildParams, segment_beats
 from beatlab.data.splits import DS1, DS2, PACED, split_indices
 from beatlab.errors import BeatlabError
 
@@ -64,23 +65,43 @@ def test_beats_start_at_r_peak_and_span_1_2_periods(tiny_mitdb: Path) -> None:
     assert np.allclose(beats.rr[1:24, 0], 0.8)
 
 
-def test_beats_over_invalid_samples_are_not_built(tiny_mitdb: Path) -> None:
+def lead_off(db: Path, name: str, channel: int, seconds: slice) -> np.ndarray:
+    """Mark `seconds` of one lead of a generated record invalid (format 212's -2048); returns the
+    R peaks of its annotated beats that reach into the gap in the kachuee layout (R + 1.5 s)."""
     import wfdb
 
-    base = str(tiny_mitdb / "101")
-    rec = wfdb.rdrecord(base, physical=False)
+    rec = wfdb.rdrecord(str(db / name), physical=False)
     digital = rec.d_signal.copy()
-    digital[5 * 360 : 6 * 360, 0] = -2048  # format 212's invalid sample: MLII off for 1 s
+    digital[seconds.start * 360 : seconds.stop * 360, channel] = -2048
     wfdb.wrsamp(
-        "101", 360, rec.units, rec.sig_name, d_signal=digital, fmt=rec.fmt,
-        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(tiny_mitdb),
+        name, 360, rec.units, rec.sig_name, d_signal=digital, fmt=rec.fmt,
+        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(db),
     )  # fmt: skip
+    peaks = wfdb.rdann(str(db / name), "atr").sample
+    return peaks[(peaks + 187 / 125 * 360 > seconds.start * 360) & (peaks < seconds.stop * 360)]
+
+
+def test_beats_over_invalid_samples_are_not_built(tiny_mitdb: Path) -> None:
+    over = lead_off(tiny_mitdb, "101", 0, slice(5, 6))  # MLII off for 1 s
     beats, _ = build_beats(tiny_mitdb)
-    peaks = wfdb.rdann(base, "atr").sample
-    over = (peaks + 187 / 125 * 360 > 5 * 360) & (peaks < 6 * 360)  # R + 1.5 s reaches the gap
-    assert 0 < over.sum() < 5 and len(beats) == 50 - over.sum()
-    assert beats.sample[beats.record == "101"].tolist() == peaks[~over].tolist()
+    assert 0 < len(over) < 5 and len(beats) == 50 - len(over)
+    kept = beats.sample[beats.record == "101"]
+    assert len(kept) == 25 - len(over) and not np.isin(over, kept).any()
     assert np.isfinite(beats.x).all() and beats.x.max() <= 1.0  # the gap is bridged, not a spike
+
+
+def test_a_beat_over_invalid_samples_of_one_lead_is_left_out_of_every_lead(
+    tiny_mitdb: Path,
+) -> None:
+    over = lead_off(tiny_mitdb, "100", 1, slice(8, 9))  # V1 off for 1 s, MLII fine
+    mlii, _, _ = ensure_channel_beats(tiny_mitdb.parent, KACHUEE, lead="MLII")
+    both, _, leads = ensure_channel_beats(tiny_mitdb.parent, KACHUEE, lead="MLII|V1")
+    assert len(mlii) == 50 and len(both) == 50 - len(over) and both.x.shape[1:] == (2, 187)
+    in_100 = both.sample[both.record == "100"]
+    assert not np.isin(over, in_100).any() and leads == {"100": "MLII|V1", "101": "MLII|V1"}
+    np.testing.assert_array_equal(
+        both.x[:, 0], mlii.take((mlii.record != "100") | ~np.isin(mlii.sample, over)).x
+    )
 
 
 def test_segment_beats_pads_at_record_end() -> None:

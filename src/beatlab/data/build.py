@@ -15,6 +15,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -423,8 +424,9 @@ def ensure_channel_beats(
     data_dir: Path, params: BuildParams, *, db: DatabaseSpec = MITDB, lead: str | None = None
 ) -> tuple[Beats, list[Path], dict[str, str]]:
     """`ensure_beats` for each channel of `lead`: with several, the beats of every lead stacked
-    into (n, channels, length) beats, cut at the same R peaks. Returns the beats, their caches
-    and the lead(s) each record's beats were cut from (`MLII|V1` with two channels)."""
+    into (n, channels, length) beats, cut at the same R peaks (those every lead has: a beat over
+    invalid samples of one lead is left out of all). Returns the beats, their caches and the
+    lead(s) each record's beats were cut from (`MLII|V1` with two channels)."""
     parts, paths, leads = [], [], []
     for choice in channel_leads(lead):
         beats, path, _ = ensure_beats(data_dir, params, db=db, lead=choice)
@@ -433,12 +435,15 @@ def ensure_channel_beats(
         leads.append((read_cache_metadata(path) or {}).get("leads", {}))
     if len(parts) == 1:
         return parts[0], paths, leads[0]
+    keys = [
+        np.char.add(np.char.add(b.record.astype(str), ":"), b.sample.astype(str)) for b in parts
+    ]
+    common = reduce(np.intersect1d, keys)
+    parts = [
+        b if len(k) == len(common) else b.take(np.isin(k, common))
+        for b, k in zip(parts, keys, strict=True)
+    ]
     first = parts[0]
-    for other, path in zip(parts[1:], paths[1:], strict=True):
-        if not np.array_equal(other.sample, first.sample) or not np.array_equal(
-            other.record, first.record
-        ):
-            raise BeatlabError("its beats are not those of the first lead's cache", path)
     joined = {r: CHANNEL_SEPARATOR.join(str(m.get(r, "?")) for m in leads) for r in leads[0]}
     x = np.stack([b.x for b in parts], axis=1)
     return Beats(x, first.y, first.rr, first.record, first.sample), paths, joined
