@@ -63,7 +63,7 @@ def main() -> None:
     times = []
     for _ in range(args.repeat):
         start = time.perf_counter()
-        ours = build_beats(args.mitdb)
+        ours, _, _ = build_beats(args.mitdb)
         times.append(time.perf_counter() - start)
     start = time.perf_counter()
     theirs = baseline(args.mitdb)

@@ -55,7 +55,7 @@ def test_cache_rebuilds_when_params_or_sources_change(tiny_mitdb: Path) -> None:
 
 
 def test_beats_start_at_r_peak_and_span_1_2_periods(tiny_mitdb: Path) -> None:
-    beats, _ = build_beats(tiny_mitdb)
+    beats, _, _ = build_beats(tiny_mitdb)
     # 20 s with a beat every 0.8 s: 25 beats per record, every 4th (i % 4 == 0) a V.
     assert len(beats) == 50 and beats.counts().tolist() == [36, 0, 14, 0, 0]
     period = round(0.8 * 125)
@@ -81,13 +81,18 @@ def lead_off(db: Path, name: str, channel: int, seconds: slice) -> np.ndarray:
     return peaks[(peaks + 187 / 125 * 360 > seconds.start * 360) & (peaks < seconds.stop * 360)]
 
 
-def test_beats_over_invalid_samples_are_not_built(tiny_mitdb: Path) -> None:
+def test_beats_over_invalid_samples_are_not_built(
+    tiny_mitdb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     over = lead_off(tiny_mitdb, "101", 0, slice(5, 6))  # MLII off for 1 s
-    beats, _ = build_beats(tiny_mitdb)
-    assert 0 < len(over) < 5 and len(beats) == 50 - len(over)
+    beats, _, left_out = build_beats(tiny_mitdb)
+    assert 0 < len(over) < 5 and len(beats) == 50 - len(over) and left_out == {"101": len(over)}
     kept = beats.sample[beats.record == "101"]
     assert len(kept) == 25 - len(over) and not np.isin(over, kept).any()
     assert np.isfinite(beats.x).all() and beats.x.max() <= 1.0  # the gap is bridged, not a spike
+    code, out, _ = run_cli(capsys, "data", "build", "--data-dir", str(tiny_mitdb.parent))
+    assert code == 0 and f"built: {50 - len(over)} beats" in out
+    assert f"left out {len(over)} beats whose window holds invalid samples" in " ".join(out.split())
 
 
 def test_a_beat_over_invalid_samples_of_one_lead_is_left_out_of_every_lead(
@@ -213,7 +218,7 @@ def test_balancing_touches_train_only(real_data_dir: Path, method: str) -> None:
 
 
 def test_balancing_is_seeded(tiny_mitdb: Path) -> None:
-    beats, _ = build_beats(tiny_mitdb)
+    beats, _, _ = build_beats(tiny_mitdb)
     a, _ = balance(beats, "smote", 5, 5)
     b, _ = balance(beats, "smote", 5, 5)
     assert np.array_equal(a.x, b.x)
@@ -221,7 +226,7 @@ def test_balancing_is_seeded(tiny_mitdb: Path) -> None:
 
 @pytest.mark.parametrize("method", ["oversample", "smote"])
 def test_beats_of_several_leads_are_balanced_as_one_row_each(tiny_mitdb: Path, method: str) -> None:
-    beats, _ = build_beats(tiny_mitdb)
+    beats, _, _ = build_beats(tiny_mitdb)
     one, _ = balance(beats, method, 5, 5)
     stacked = Beats(
         np.stack([beats.x, -beats.x], axis=1), beats.y, beats.rr, beats.record, beats.sample

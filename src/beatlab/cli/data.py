@@ -90,8 +90,9 @@ def _print_dataset(ds: Dataset) -> None:
     console.print(f"cache: {ds.meta['cache']}")
 
 
-def _print_leads(caches: list[Path]) -> None:
-    """Which lead each record's beats were cut from, grouped by lead."""
+def _print_sources(caches: list[Path]) -> None:
+    """Which lead each record's beats were cut from, grouped by lead, and the beats left out
+    over invalid samples."""
     from beatlab.data.build import read_cache_metadata
 
     for cache in caches:
@@ -102,6 +103,13 @@ def _print_leads(caches: list[Path]) -> None:
         for lead, records in sorted(by_lead.items(), key=lambda kv: -len(kv[1])):
             shown = ", ".join(records) if len(records) <= 8 else f"{len(records)} records"
             console.print(f"{meta.get('db', '?')} lead {lead}: {shown}")
+        left_out = meta.get("left_out") or {}
+        if left_out:
+            where = ", ".join(f"{record}: {n:,}" for record, n in left_out.items())
+            console.print(
+                f"[yellow]{meta.get('db', '?')}: left out {sum(left_out.values()):,} beats whose "
+                f"window holds invalid samples (a lead off) ({where})[/]"
+            )
 
 
 @app.command()
@@ -130,7 +138,7 @@ def build(
             f"{spec.name}: {'built' if rebuilt else 'up to date'}: {len(beats):,} beats "
             f"({counts}) in {took:.2f} s -> {path}"
         )
-        _print_leads([path])
+        _print_sources([path])
 
 
 @app.command()
@@ -183,7 +191,7 @@ def info(
         fold=fold,
     )
     _print_dataset(ds)
-    _print_leads([Path(c) for c in ds.meta["cache"].split(",")])
+    _print_sources([Path(c) for c in ds.meta["cache"].split(",")])
 
 
 @app.command()

@@ -259,27 +259,34 @@ def build_beats(
     params: BuildParams = KACHUEE,
     lead: str | None = None,
     workers: int | None = None,
-) -> tuple[Beats, dict[str, str]]:
-    """Build every record's beats, and say which lead each record used; records are read in
-    parallel threads (wfdb and numpy release the GIL for most of the work)."""
+) -> tuple[Beats, dict[str, str], dict[str, int]]:
+    """Build every record's beats, and say which lead each record used and how many beats of
+    which records were left out over invalid samples; records are read in parallel threads
+    (wfdb and numpy release the GIL for most of the work)."""
     names = record_names(data_dir)
 
-    def one(name: str) -> tuple[Beats, str]:
+    def one(name: str) -> tuple[Beats, str, int]:
         rec = read_record(data_dir, name, spec, lead, params.first_lead)
         kept = ~over_invalid(rec.peaks, rec.invalid, params, rec.fs)
         x, rr = segment_beats(rec.signal, rec.fs, rec.peaks, params, rec.marks, kept)
         beats = Beats(x, rec.labels, rr, np.full(len(x), name), rec.peaks.astype(np.int64))
-        return (beats if kept.all() else beats.take(kept)), rec.lead
+        left = int((~kept).sum())
+        return (beats.take(kept) if left else beats), rec.lead, left
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         parts = list(pool.map(one, names))
     beats = Beats(
         *(
-            np.concatenate([getattr(p, f) for p, _ in parts])
+            np.concatenate([getattr(p, f) for p, _, _ in parts])
             for f in ("x", "y", "rr", "record", "sample")
         )
     )
-    return beats, {name: used for name, (_, used) in zip(names, parts, strict=True)}
+    leads = {name: used for name, (_, used, _) in zip(names, parts, strict=True)}
+    return (
+        beats,
+        leads,
+        {name: left for name, (_, _, left) in zip(names, parts, strict=True) if left},
+    )
 
 
 def read_checksum_list(path: Path) -> dict[str, str]:
@@ -403,8 +410,9 @@ def ensure_beats(
 ) -> tuple[Beats, Path, bool]:
     """The beats of `data_dir/<db>`, from the cache when its parameters and sources match.
 
-    Returns (beats, cache path, whether it was rebuilt); the lead used per record is in the
-    cache's metadata (`read_cache_metadata(path)["leads"]`)."""
+    Returns (beats, cache path, whether it was rebuilt); the lead used per record, and the beats
+    left out over invalid samples per record, are in the cache's metadata
+    (`read_cache_metadata(path)["leads"]`, `["left_out"]`)."""
     source = data_dir / db.name
     if not source.is_dir():
         raise BeatlabError(
@@ -415,8 +423,8 @@ def ensure_beats(
     cached = read_cache_metadata(path)
     if not force and cached is not None and all(cached.get(k) == v for k, v in meta.items()):
         return load_beats(path), path, False
-    beats, leads = build_beats(source, db, params, lead)
-    save_beats(beats, path, {**meta, "leads": leads})
+    beats, leads, left_out = build_beats(source, db, params, lead)
+    save_beats(beats, path, {**meta, "leads": leads, "left_out": left_out})
     return beats, path, True
 
 
