@@ -282,11 +282,8 @@ def build_beats(
         )
     )
     leads = {name: used for name, (_, used, _) in zip(names, parts, strict=True)}
-    return (
-        beats,
-        leads,
-        {name: left for name, (_, _, left) in zip(names, parts, strict=True) if left},
-    )
+    left_out = {name: left for name, (_, _, left) in zip(names, parts, strict=True) if left}
+    return beats, leads, left_out
 
 
 def read_checksum_list(path: Path) -> dict[str, str]:
