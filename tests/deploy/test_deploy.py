@@ -223,6 +223,12 @@ def test_lead_without_a_valid_sample_is_one_line(
     code, _, err = predict(capsys, tiny_run, out, "--record", str(record))
     assert code == 2 and err == f"beatlab: error: {record}.dat: lead MLII holds no valid samples"
     assert not out.exists()
+    record = write_with_gap(real_mitdb, tmp_path, slice(FS, None))  # valid for its first second
+    code, _, err = predict(capsys, tiny_run, out, "--record", str(record))
+    assert code == 2 and not out.exists()
+    assert (
+        err == f"beatlab: error: {record}: every beat's window holds invalid samples (a lead off?)"
+    )
 
 
 @pytest.mark.parametrize("flag", ["--detector", "--no-annotations"])
