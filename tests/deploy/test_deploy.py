@@ -162,6 +162,23 @@ def test_record_of_another_lead_is_classified_when_named(
     assert code == 2 and "--lead applies to --record only" in err
 
 
+def test_twelve_lead_record_is_read_from_lead_ii(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """MIT-BIH's MLII is lead II of a 12-lead ECG: a run trained on it reads II, not V5."""
+    mlii, v1 = wfdb.rdrecord(str(real_mitdb / "208"), sampto=20 * FS).p_signal.T
+    leads = np.stack([0.5 * mlii, mlii, v1, -v1], axis=1)
+    names = ["I", "II", "V1", "V5"]
+    wfdb.wrsamp(
+        "i01", FS, ["mV"] * 4, names, p_signal=leads, fmt=["16"] * 4, write_dir=str(tmp_path)
+    )
+    code, printed, err = predict(
+        capsys, tiny_run, tmp_path / "i01.csv", "--record", str(tmp_path / "i01")
+    )
+    assert code == 0, err
+    assert "lead II," in printed
+
+
 def write_with_gap(real_mitdb: Path, out: Path, gap: slice | None) -> Path:
     """The first minute of record 208, with MLII invalid (WFDB's missing-value marker) over
     `gap`, and its annotations."""

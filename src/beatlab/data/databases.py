@@ -25,6 +25,10 @@ AAMI: Mapping[str, int] = MappingProxyType(
 )
 """AAMI EC57 mapping of the PhysioNet beat symbols to class labels; other symbols are not beats."""
 
+SAME_VIEW: Mapping[str, tuple[str, ...]] = MappingProxyType({"MLII": ("II",), "II": ("MLII",)})
+"""Leads that see the heart from the same place under another name: MIT-BIH's modified limb lead
+II is a Holter's version of the 12-lead ECG's lead II, so a model of one reads the other first."""
+
 
 @dataclass(frozen=True)
 class Split:

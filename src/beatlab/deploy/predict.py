@@ -29,7 +29,7 @@ from beatlab.data.build import (
     read_header,
     read_lead,
 )
-from beatlab.data.databases import get_database, list_databases, parse_databases
+from beatlab.data.databases import SAME_VIEW, get_database, list_databases, parse_databases
 from beatlab.data.formats import NO_RR, detect_format, read_beats
 from beatlab.data.layouts import FILE_LAYOUTS, get_layout, over_invalid, segment_leads
 from beatlab.errors import BeatlabError
@@ -169,10 +169,13 @@ exported file of it (`beatlab.deploy.OnnxRunner.predict_proba`)."""
 def record_leads(run: Run, lead: str | None = None) -> list[tuple[str, ...]]:
     """The leads to look for in a new record, one set of choices per channel the run reads:
     those asked for, else those the run was trained on, else the preferred leads of the run's
-    own database(s), then those of every other registered database."""
+    own database(s), each followed by its other name (MLII, II), then those of every other
+    registered database: a 12-lead record is read from II, not from V5."""
     own = [name for spec in parse_databases(run.config.db) for name in spec.leads]
     others = [name for db in list_databases() for name in get_database(db).leads]
-    preferred = tuple(dict.fromkeys(own + others))
+    preferred = tuple(
+        dict.fromkeys(n for name in own + others for n in (name, *SAME_VIEW.get(name, ())))
+    )
     chosen = channel_leads(asked_lead(run.config.lead, lead))
     return [lead_choices(choice) if choice else preferred for choice in chosen]
 
