@@ -282,6 +282,17 @@ def test_bad_malformed_header(tiny_mitdb: Path, capsys: pytest.CaptureFixture[st
     _assert_no_cache(tiny_mitdb.parent)
 
 
+def test_bad_multi_segment_record(tiny_mitdb: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(tiny_mitdb / "100.dat", tiny_mitdb / "100_0001.dat")
+    header = (tiny_mitdb / "100.hea").read_text().replace("100.dat", "100_0001.dat")
+    (tiny_mitdb / "100_0001.hea").write_text(header.replace("100 ", "100_0001 ", 1))
+    (tiny_mitdb / "100.hea").write_text("100/1 2 360 7200\n100_0001 7200\n")
+    code, _, err = run_cli(capsys, "data", "build", "--data-dir", str(tiny_mitdb.parent))
+    _assert_one_line_error(code, err, "100.hea")
+    assert "a multi-segment record (1 segments): join its segments" in err
+    _assert_no_cache(tiny_mitdb.parent)
+
+
 def _formats_case(real_formats: Path, tmp_path: Path, case: str) -> Path:
     lines = (real_formats / "ptbdb_normal_sample.csv").read_text().splitlines()[:20]
     if case == "columns":

@@ -96,6 +96,12 @@ def read_header(base: Path) -> wfdb.Record:
         header = wfdb.rdheader(str(base))
     except Exception as err:  # wfdb raises many types for a bad header
         raise BeatlabError(f"malformed header: {err}", base.with_suffix(".hea")) from None
+    if isinstance(header, wfdb.MultiRecord):
+        raise BeatlabError(
+            f"a multi-segment record ({len(header.seg_name)} segments): join its segments into "
+            "one record first (wfdb.rdrecord, then wfdb.wrsamp)",
+            base.with_suffix(".hea"),
+        )
     if not header.sig_name or not header.sig_len or not header.fs:
         raise BeatlabError(
             "malformed header: no signals, length or sampling rate", base.with_suffix(".hea")
