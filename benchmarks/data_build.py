@@ -17,17 +17,19 @@ import numpy as np
 import wfdb
 from scipy.signal import resample_poly
 
-from beatlab.data.build import AAMI, BuildParams, build_beats, record_names
+from beatlab.data.build import build_beats, record_names
+from beatlab.data.databases import AAMI, MITDB
+from beatlab.data.layouts import KACHUEE, BuildParams
 from beatlab.errors import script
 
 
-def baseline(mitdb: Path, params: BuildParams = BuildParams()) -> np.ndarray:
+def baseline(mitdb: Path, params: BuildParams = KACHUEE) -> np.ndarray:
     """The same algorithm as a notebook writes it: per-window then per-beat Python loops."""
     beats = []
     win = int(params.window_s * params.fs)
     for name in record_names(mitdb):
         record = wfdb.rdrecord(str(mitdb / name), physical=False)
-        lead = record.sig_name.index(params.lead) if params.lead in record.sig_name else 0
+        lead = next((record.sig_name.index(n) for n in MITDB.leads if n in record.sig_name), 0)
         signal = resample_poly(record.d_signal[:, lead].astype(np.float32), 25, 72)
         norm = np.empty(len(signal), dtype=np.float32)
         for start in range(0, len(signal), win):
