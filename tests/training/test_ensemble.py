@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import wfdb
 from conftest import run_cli, write_record
 
 from beatlab.errors import BeatlabError
@@ -269,6 +271,28 @@ def test_members_on_different_leads_read_one_lead_each(
     )
     assert code == 2 and "record 102 has none of the leads V2, V1" in err, err
     assert not (tmp_path / "n.csv").exists()
+    # a second lead that holds no valid sample (off for the whole recording) is as good as none
+    rec = wfdb.rdrecord(str(tiny_mitdb / "102"), physical=False)
+    off = rec.d_signal.copy()
+    off[:, 1] = -2048  # format 212's invalid sample
+    wfdb.wrsamp(
+        "103", 360, rec.units, ["MLII", "V1"], d_signal=off, fmt=rec.fmt,
+        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(tiny_mitdb),
+    )  # fmt: skip
+    shutil.copy(tiny_mitdb / "102.atr", tiny_mitdb / "103.atr")
+    lead_off = ("predict", "--record", str(tiny_mitdb / "103"), "--run", str(e))
+    code, said_off, err = run_cli(capsys, *lead_off, "--out", str(tmp_path / "off.csv"))
+    assert code == 0, err
+    assert "the record (lead V1 off) has none of the leads V2, V1: classified by the 1" in said_off
+    np.testing.assert_allclose(
+        pd.read_csv(tmp_path / "off.csv")[columns],
+        pd.read_csv(tmp_path / "a.csv")[columns],
+        atol=1e-6,
+    )
+    code, _, err = run_cli(
+        capsys, *lead_off, "--onnx", str(onnx_file), "--out", str(tmp_path / "p.csv")
+    )
+    assert code == 2 and err.strip().endswith("103.dat: lead V1 holds no valid samples"), err
     code, _, err = run_cli(
         capsys,
         *("train", "--data-dir", str(root), "--runs-dir", str(runs), "--name", "t"),

@@ -150,6 +150,14 @@ def lead_choices(lead: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in lead.split(",") if name.strip())
 
 
+class LeadOff(BeatlabError):
+    """A lead with no valid sample: it came off for the whole recording."""
+
+    def __init__(self, lead: str, path: Path) -> None:
+        super().__init__(f"lead {lead} holds no valid samples", path)
+        self.lead = lead
+
+
 def read_lead(
     base: Path, header: wfdb.Record, leads: tuple[str, ...], lead: str | None = None
 ) -> tuple[np.ndarray, str, np.ndarray]:
@@ -171,7 +179,7 @@ def read_lead(
     signal = rec.d_signal[:, 0]
     invalid = np.isnan(rec.dac(return_res=32)[:, 0])
     if invalid.all():
-        raise BeatlabError(f"lead {found} holds no valid samples", base.with_suffix(".dat"))
+        raise LeadOff(found, base.with_suffix(".dat"))
     if invalid.any():
         valid = np.flatnonzero(~invalid)
         bridged = np.interp(np.flatnonzero(invalid), valid, signal[valid])

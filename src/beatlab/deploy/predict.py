@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import wfdb
 from wfdb import processing
 
 from beatlab import CLASSES
 from beatlab.data.build import (
     CHANNEL_SEPARATOR,
+    LeadOff,
     asked_lead,
     channel_leads,
     lead_choices,
@@ -35,7 +37,7 @@ from beatlab.data.layouts import FILE_LAYOUTS, get_layout, over_invalid, segment
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
-from beatlab.models.ensemble import members_reading
+from beatlab.models.ensemble import members_reading, over_leads
 from beatlab.training.data import check_float32, warn_outside
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import Run
@@ -180,6 +182,29 @@ def record_leads(run: Run, lead: str | None = None) -> list[tuple[str, ...]]:
     return [lead_choices(choice) if choice else preferred for choice in chosen]
 
 
+def readable_leads(
+    run: Run, base: Path, header: wfdb.Record, choices: list[tuple[str, ...]], fewer: bool
+) -> tuple[BeatModel, list[int], str, list[tuple[np.ndarray, str, np.ndarray]]]:
+    """The model to classify a record with, the channels it reads, a line saying how where not as
+    usual, and those leads read: with `fewer` (not an exported graph, which reads every lead),
+    an ensemble over leads leaves out the members whose lead the record lacks, or holds no valid
+    sample of (a lead off for the whole recording), as it does a one-lead record."""
+    off: list[str] = []
+    while True:
+        usable = [name for name in header.sig_name if name not in off]
+        where = f"the record (lead {', '.join(off)} off)" if off else "the record"
+        model, kept, note = run.model, list(range(len(choices))), ""
+        if fewer:
+            model, kept, note = members_reading(run.model, choices, usable, where, "classified")
+        try:
+            wanted = [tuple(n for n in choices[c] if n in usable) or choices[c] for c in kept]
+            return model, kept, note, [read_lead(base, header, w) for w in wanted]
+        except LeadOff as err:
+            if not (fewer and over_leads(run.model)) or err.lead in off:
+                raise
+            off.append(err.lead)
+
+
 def predict_record(
     run: Run,
     path: Path,
@@ -197,12 +222,7 @@ def predict_record(
     choices = record_leads(run, lead)
     if params.first_lead and not lead:
         choices[0] = tuple(header.sig_name[:1])
-    model, kept, note = run.model, list(range(len(choices))), ""
-    if engine is None:  # an exported ensemble is one graph that reads every lead
-        model, kept, note = members_reading(
-            run.model, choices, header.sig_name, "the record", "classified"
-        )
-    leads = [read_lead(base, header, choices[c]) for c in kept]
+    model, kept, note, leads = readable_leads(run, base, header, choices, engine is None)
     signal, used, _ = leads[0]
     invalid = np.logical_or.reduce([gaps for _, _, gaps in leads])
     fs = float(header.fs)
