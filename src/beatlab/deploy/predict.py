@@ -184,11 +184,11 @@ def record_leads(run: Run, lead: str | None = None) -> list[tuple[str, ...]]:
 
 def readable_leads(
     run: Run, base: Path, header: wfdb.Record, choices: list[tuple[str, ...]], fewer: bool
-) -> tuple[BeatModel, list[int], str, list[tuple[np.ndarray, str, np.ndarray]]]:
-    """The model to classify a record with, the channels it reads, a line saying how where not as
-    usual, and those leads read: with `fewer` (not an exported graph, which reads every lead),
-    an ensemble over leads leaves out the members whose lead the record lacks, or holds no valid
-    sample of (a lead off for the whole recording), as it does a one-lead record."""
+) -> tuple[BeatModel, str, list[tuple[np.ndarray, str, np.ndarray]]]:
+    """The model to classify a record with, a line saying how where not as usual, and the leads
+    that model reads, read. With `fewer` (not an exported graph, which reads every lead), an
+    ensemble over leads leaves out the members whose lead the record lacks, or holds no valid
+    sample of (a lead off for the whole recording), as it does for a one-lead record."""
     off: list[str] = []
     while True:
         usable = [name for name in header.sig_name if name not in off]
@@ -198,7 +198,7 @@ def readable_leads(
             model, kept, note = members_reading(run.model, choices, usable, where, "classified")
         try:
             wanted = [tuple(n for n in choices[c] if n in usable) or choices[c] for c in kept]
-            return model, kept, note, [read_lead(base, header, w) for w in wanted]
+            return model, note, [read_lead(base, header, w) for w in wanted]
         except LeadOff as err:
             if not (fewer and over_leads(run.model)) or err.lead in off:
                 raise
@@ -222,7 +222,7 @@ def predict_record(
     choices = record_leads(run, lead)
     if params.first_lead and not lead:
         choices[0] = tuple(header.sig_name[:1])
-    model, kept, note, leads = readable_leads(run, base, header, choices, engine is None)
+    model, note, leads = readable_leads(run, base, header, choices, engine is None)
     signal, used, _ = leads[0]
     invalid = np.logical_or.reduce([gaps for _, _, gaps in leads])
     fs = float(header.fs)
