@@ -26,7 +26,7 @@ import wfdb
 
 from beatlab import CLASSES, __version__
 from beatlab.data.databases import MITDB, DatabaseSpec
-from beatlab.data.layouts import KACHUEE, BuildParams, get_layout, over_invalid, segment_beats
+from beatlab.data.layouts import KACHUEE, BuildParams, get_layout, segment_clear
 from beatlab.errors import BeatlabError
 from beatlab.io import atomic_path, sha256_file
 
@@ -281,11 +281,10 @@ def build_beats(
 
     def one(name: str) -> tuple[Beats, str, int]:
         rec = read_record(data_dir, name, spec, lead, params.first_lead)
-        kept = ~over_invalid(rec.peaks, rec.invalid, params, rec.fs)
-        x, rr = segment_beats(rec.signal, rec.fs, rec.peaks, params, rec.marks, kept)
-        beats = Beats(x, rec.labels, rr, np.full(len(x), name), rec.peaks.astype(np.int64))
-        left = int((~kept).sum())
-        return (beats.take(kept) if left else beats), rec.lead, left
+        x, rr, kept = segment_clear([rec.signal], rec.fs, rec.peaks, params, rec.marks, rec.invalid)
+        peaks = rec.peaks[kept].astype(np.int64)
+        beats = Beats(x, rec.labels[kept], rr, np.full(len(x), name), peaks)
+        return beats, rec.lead, int((~kept).sum())
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         parts = list(pool.map(one, names))

@@ -350,6 +350,22 @@ def segment_leads(
     return x, cut[0][1]
 
 
+def segment_clear(
+    signals: list[np.ndarray],
+    fs: float,
+    peaks: np.ndarray,
+    params: BuildParams,
+    marks: np.ndarray | None,
+    invalid: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`segment_leads` of the beats whose window holds no invalid sample (`invalid`: of any of
+    the leads), and which of `peaks` those are. The record-wide statistics come from them alone,
+    and the R-R context still counts every beat. Shared by the builder and `beatlab predict`."""
+    kept = ~over_invalid(peaks, invalid, params, fs)
+    x, rr = segment_leads(signals, fs, peaks, params, marks, kept)
+    return (x, rr, kept) if kept.all() else (x[kept], rr[kept], kept)
+
+
 KACHUEE = register_layout(BuildParams())
 FILE_LAYOUTS = ("kachuee", "kaggle")
 """Layouts whose beats are shaped like the Kaggle CSV / course Parquet files (`kaggle` exactly):

@@ -1,6 +1,6 @@
 """Classify every beat of a new recording, or of a file of prepared beats, with a trained run.
 
-A WFDB record is segmented exactly like the training data (`segment_beats`), at the R peaks of
+A WFDB record is segmented exactly like the training data (`segment_clear`), at the R peaks of
 its reference annotations when it has them, else at the peaks a QRS detector finds. When a record
 has annotations and the detector is forced anyway, each detected beat takes the label of the
 annotated beat it hits, so the agreement figure covers detection and classification together.
@@ -33,7 +33,7 @@ from beatlab.data.build import (
 )
 from beatlab.data.databases import SAME_VIEW, get_database, list_databases, parse_databases
 from beatlab.data.formats import NO_RR, detect_format, read_beats
-from beatlab.data.layouts import FILE_LAYOUTS, get_layout, over_invalid, segment_leads
+from beatlab.data.layouts import FILE_LAYOUTS, get_layout, over_invalid, segment_clear
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
@@ -255,16 +255,17 @@ def predict_record(
         )
     if run.classes != CLASSES:  # the annotations name AAMI classes, which this run does not use
         reference, ref_peaks = np.full(len(peaks), -1, dtype=np.int64), ref_peaks[:0]
-    gap = over_invalid(peaks, invalid, params, fs)
-    if gap.all():
-        raise BeatlabError("every beat's window holds invalid samples (a lead off?)", path)
     signals = [lead_signal for lead_signal, _, _ in leads]
     given = marks if source == "annotations" else None
-    x, rr = segment_leads(signals, fs, peaks, params, given, ~gap)
-    if gap.any():
-        x, rr, peaks, reference = x[~gap], rr[~gap], peaks[~gap], reference[~gap]
+    x, rr, kept = segment_clear(signals, fs, peaks, params, given, invalid)
+    if not kept.any():
+        raise BeatlabError("every beat's window holds invalid samples (a lead off?)", path)
+    if not kept.all():
+        peaks, reference = peaks[kept], reference[kept]
         ref_peaks = ref_peaks[~over_invalid(ref_peaks, invalid, params, fs)]
-        left = f"left out {int(gap.sum()):,} beats whose window holds invalid samples (a lead off)"
+        left = (
+            f"left out {int((~kept).sum()):,} beats whose window holds invalid samples (a lead off)"
+        )
         note = f"{note}; {left}" if note else left
     return Predictions(
         classes=run.classes,
