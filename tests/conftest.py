@@ -31,9 +31,10 @@ def write_record(
     seconds: int = 20,
     fs: int = FS,
     leads: tuple[str, ...] = ("MLII", "V1"),
+    comments: list[str] | None = None,
 ) -> None:
     """Synthetic ECG (default: MIT-BIH-like, two leads at 360 Hz) with a beat every 0.8 s,
-    labelled N N N V ..."""
+    labelled N N N V ..., and the header's `comments`."""
     t = np.arange(seconds * fs) / fs
     beats = np.exp(-(((t % 0.8) - 0.4) ** 2) / 2e-4)
     gains = np.linspace(1.0, 0.5, len(leads))
@@ -45,6 +46,7 @@ def write_record(
         sig_name=list(leads),
         p_signal=signal,
         fmt=["212"] * len(leads),
+        comments=comments,
         write_dir=str(out),
     )
     peaks = np.arange(int(0.4 * fs), t.size, int(0.8 * fs))

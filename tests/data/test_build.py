@@ -65,6 +65,22 @@ def test_beats_start_at_r_peak_and_span_1_2_periods(tiny_mitdb: Path) -> None:
     assert np.allclose(beats.rr[1:24, 0], 0.8)
 
 
+def test_every_physionet_beat_symbol_is_a_beat(tiny_mitdb: Path) -> None:
+    """INCART-style symbols MIT-BIH never uses (B, r, n, ?) are beats of their AAMI class, so
+    none is dropped and no neighbour's R-R interval doubles; rhythm marks stay marks."""
+    import wfdb
+
+    peaks = wfdb.rdann(str(tiny_mitdb / "100"), "atr").sample
+    symbols = ["NBrn?"[i % 5] for i in range(len(peaks))]
+    samples = np.sort(np.concatenate([peaks, peaks[:3] + 90]))
+    marks = [symbols.pop(0) if s in peaks else "+" for s in samples]
+    wfdb.wrann("100", "atr", sample=samples, symbol=marks, write_dir=str(tiny_mitdb))
+    beats, _, _ = build_beats(tiny_mitdb)
+    one = beats.take(beats.record == "100")
+    assert one.y.tolist() == [[0, 0, 2, 0, 4][i % 5] for i in range(len(peaks))]
+    assert np.allclose(one.rr[1:-1, 0], 0.8)
+
+
 def lead_off(db: Path, name: str, channel: int, seconds: slice) -> np.ndarray:
     """Mark `seconds` of one lead of a generated record invalid (format 212's -2048); returns the
     R peaks of its annotated beats that reach into the gap in the kachuee layout (R + 1.5 s)."""

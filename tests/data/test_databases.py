@@ -85,6 +85,30 @@ def test_incartdb_downloads_and_builds_at_257_hz(
     assert not rebuilt and beats.counts().tolist() == [36, 0, 14, 0, 0]
 
 
+def test_incartdb_patients_come_from_the_headers(tmp_path: Path) -> None:
+    """INCART's 75 records are 32 people: each header's `# patient N` keeps a person's records
+    on one side of every patient-wise split; a header without it is one line, not a guess."""
+    db = tmp_path / "data" / "incartdb"
+    db.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    whose = {"I01": "1", "I02": "1", "I03": "2", "I04": "3", "I05": "3", "I06": "4"}
+    for name, patient in whose.items():
+        comments = ["<age>: 65 <sex>: F ", f"patient {patient}", "PVCs, noise"]
+        write_record(name, db, rng, fs=257, leads=INCART_LEADS, comments=comments)
+    seen = set()
+    for fold in range(3):
+        ds = load_dataset(tmp_path / "data", db="incartdb", folds=3, fold=fold)
+        parts = [set(ds.part(p).record) for p in ("train", "valid", "test")]
+        for one in ({"I01", "I02"}, {"I04", "I05"}):
+            assert sum(bool(one & part) for part in parts) == 1, (fold, parts)
+        seen |= parts[2]
+    assert seen == set(whose)  # every record is tested once
+    write_record("I02", db, rng, fs=257, leads=INCART_LEADS, comments=["<age>: 65 <sex>: F "])
+    with pytest.raises(BeatlabError, match="no comment matching") as err:
+        load_dataset(tmp_path / "data", db="incartdb", folds=3)
+    assert err.value.path is not None and err.value.path.endswith("I02.hea")
+
+
 def test_a_record_without_the_specs_leads_is_an_error_unless_a_lead_is_named(
     tmp_path: Path,
 ) -> None:

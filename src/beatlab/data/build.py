@@ -3,8 +3,9 @@
 Per record: the first of the database's preferred leads that the record has (or the lead the user
 names), cut into beats at the reference annotations' R peaks by a beat layout
 (`beatlab.data.layouts`), labelled by the database's symbol map. One cache per database, layout
-and lead choice, holding the build parameters, the lead used per record and the SHA-256 of every
-source file; it is rebuilt only when one of these changes, and building one never touches another.
+and lead choice, holding the build parameters, the symbol map, the lead used per record and the
+SHA-256 of every source file; it is rebuilt only when one of these changes, and building one never
+touches another.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import hashlib
 import json
 import math
 import os
+import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import reduce
@@ -120,6 +123,28 @@ def read_header(base: Path) -> wfdb.Record:
         if size < expected:
             raise BeatlabError(f"truncated signal file: {size} bytes, header needs {expected}", dat)
     return header
+
+
+def record_patients(data_dir: Path, spec: DatabaseSpec, records: Iterable[str]) -> dict[str, str]:
+    """Each record's patient: from its header's comment where the database's headers say whose
+    a record is (`spec.patient_comment`), else as the spec declares. A header without that
+    comment is an error naming it, since guessing would put one person on both sides of a
+    split."""
+    if spec.patient_comment is None:
+        return {r: spec.patient(r) for r in records}
+    pattern = re.compile(spec.patient_comment)
+    found = {}
+    for record in records:
+        comments = wfdb.rdheader(str(data_dir / record)).comments
+        match = next((m for m in map(pattern.search, comments) if m), None)
+        if match is None:
+            raise BeatlabError(
+                f"no comment matching {spec.patient_comment!r}: every {spec.name} header says "
+                "whose record it is, and patient-wise splits need it",
+                data_dir / f"{record}.hea",
+            )
+        found[record] = f"{spec.name}:{match.group(1)}"
+    return found
 
 
 CHANNEL_SEPARATOR = "|"
@@ -355,6 +380,7 @@ def _metadata(
         "lead": lead,
         "sources": checksums,
         "classes": list(CLASSES),
+        "symbols": dict(spec.symbols),
     }
 
 

@@ -16,14 +16,18 @@ from beatlab.errors import BeatlabError, unknown
 
 AAMI: Mapping[str, int] = MappingProxyType(
     {
-        **dict.fromkeys("NLRej", 0),
+        **dict.fromkeys("NLRBejn", 0),
         **dict.fromkeys("AaJS", 1),
-        **dict.fromkeys("VE", 2),
+        **dict.fromkeys("VrE", 2),
         "F": 3,
-        **dict.fromkeys("/fQ", 4),
+        **dict.fromkeys("/fQ?", 4),
     }
 )
-"""AAMI EC57 mapping of the PhysioNet beat symbols to class labels; other symbols are not beats."""
+"""AAMI EC57 mapping of all 19 PhysioNet beat symbols to class labels; other symbols are not
+beats. MIT-BIH uses 15 of them; other databases (INCART) also mark bundle branch block beats
+of either side (B, as L and R: N), supraventricular escape beats (n, as the atrial and nodal
+escapes e and j: N), R-on-T ventricular premature beats (r: V) and beats left unclassified (?: Q).
+A beat symbol missing here would drop the beat and double its neighbours' R-R intervals."""
 
 SAME_VIEW: Mapping[str, tuple[str, ...]] = MappingProxyType({"MLII": ("II",), "II": ("MLII",)})
 """Leads that see the heart from the same place under another name: MIT-BIH's modified limb lead
@@ -59,6 +63,9 @@ class DatabaseSpec:
     symbols: Mapping[str, int] = field(default_factory=lambda: AAMI)
     patients: Mapping[str, str] = field(default_factory=dict)
     """Record -> patient where several records come from one person (default: the record)."""
+    patient_comment: str | None = None
+    """A pattern whose group names the record's patient in a header comment, for a database
+    whose headers say whose each record is (INCART: `# patient 12`); see `record_patients`."""
     splits: Mapping[str, Split] = field(default_factory=dict)
     excluded: tuple[str, ...] = ()
     """Records left out of its named splits (paced records, as in de Chazal et al. 2004)."""
@@ -195,8 +202,7 @@ INCARTDB = register_database(
         checksums=None,  # PhysioNet's SHA256SUMS.txt, fetched with the records
         fs=(257.0,),
         leads=("II",),
-        # 75 records from 32 Holter recordings; PhysioNet does not say which record is whose,
-        # so each record counts as its own patient here.
+        patient_comment=r"patient (\d+)",  # 75 records of 32 patients: each header says whose
         citation=PHYSIONET,
     )
 )

@@ -11,7 +11,7 @@ import numpy as np
 
 from beatlab import CLASSES
 from beatlab.data.balance import balance as balance_beats
-from beatlab.data.build import Beats, ensure_channel_beats
+from beatlab.data.build import Beats, ensure_channel_beats, record_patients
 from beatlab.data.databases import MITDB, DatabaseSpec, parse_databases
 from beatlab.data.layouts import get_layout
 from beatlab.data.splits import PARTS, split_indices
@@ -78,7 +78,9 @@ def load_beats_of(
     parts, caches, patients = [], [], []
     for spec in specs:
         beats, paths, _ = ensure_channel_beats(root, params, db=spec, lead=lead)
-        patients.append(np.array([spec.patient(r) for r in beats.record]))
+        names, where = np.unique(beats.record, return_inverse=True)
+        whose = record_patients(root / spec.name, spec, names.tolist())
+        patients.append(np.array([whose[n] for n in names])[where])
         if len(specs) > 1:
             beats.record = np.char.add(f"{spec.name}:", beats.record.astype(str))
         parts.append(beats)
