@@ -81,6 +81,7 @@ def test_record_with_annotations_matches_the_built_beats(
     assert code == 0, err
     assert "2,955 beats from the reference annotations, lead MLII" in printed
     assert "agreement with the reference: accuracy" in printed
+    assert "│ S │ 0 │ 2 │ 0.0000 │ n/a │" in printed  # none said S: no +P, not 0
     table = pd.read_csv(out)
     probabilities = [f"p_{c}" for c in CLASSES]
     assert list(table.columns) == ["sample", "time_s", "predicted", *probabilities, "reference"]

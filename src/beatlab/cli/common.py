@@ -54,7 +54,7 @@ def print_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
     """Print a list of same-keyed dicts as a rich table (numbers right-aligned)."""
     table = Table(title=title)
     for key in rows[0] if rows else []:
-        numeric = all(isinstance(r[key], int | float) for r in rows)
+        numeric = all(isinstance(r[key], int | float | None) for r in rows)
         table.add_column(str(key), justify="right" if numeric else "left")
     for row in rows:
         table.add_row(

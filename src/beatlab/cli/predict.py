@@ -113,7 +113,13 @@ def print_summary(result: Predictions, source: Path) -> None:
         row: dict[str, object] = {"class": name, "predicted": int(predicted[i])}
         if metrics is not None:
             se, ppv = metrics["per_class"][name]["Se"], metrics["per_class"][name]["+P"]
-            row.update({"reference": int(reference[i]), "Se": se, "+P": ppv})
+            row.update(  # n/a, not 0: no reference beat to find, or none said to check
+                {
+                    "reference": int(reference[i]),
+                    "Se": se if reference[i] else None,
+                    "+P": ppv if predicted[i] else None,
+                }
+            )
         rows.append(row)
     print_table(rows, title="beats per class" + (" vs the reference" if metrics else ""))
     if metrics is not None:

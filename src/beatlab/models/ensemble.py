@@ -111,5 +111,6 @@ def members_reading(
         fewer,
         present,
         f"{where} has none of the leads {missing}: {done} by the {len(fewer.members)} of the "
-        f"ensemble's {len(model.members)} members that read the leads it has",
+        f"ensemble's {len(model.members)} members that read the leads it has (--lead names "
+        "others to read instead)",
     )
