@@ -162,6 +162,24 @@ def test_cross_database_evaluation(
     assert metrics["n"] == 75 and metrics["records"] == 3
     assert [r["record"] for r in metrics["per_record"]] == ["800", "801", "802"]
     assert metrics["per_record"][0]["S Se"] is None  # no S beat in the record: no Se
+    assert "note" not in metrics
+    rec = wfdb.rdrecord(str(svdb / "801"), physical=False)
+    digital = rec.d_signal.copy()
+    digital[5 * 128 : 7 * 128, 0] = -2048  # 2 s of ECG1 off: format 212's invalid sample
+    wfdb.wrsamp(
+        "801", 128, rec.units, rec.sig_name, d_signal=digital, fmt=rec.fmt,
+        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(svdb),
+    )  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "evaluate", str(runs / "m"), "--db", "svdb", "--data-dir", str(root)
+    )
+    assert code == 0, err
+    metrics = json.loads((runs / "m" / "metrics.json").read_text())["db:svdb"]
+    left = 75 - metrics["n"]
+    assert left > 0 and metrics["note"] == (
+        f"left out {left} beats whose window holds invalid samples (a lead off)"
+    )
+    assert metrics["note"] in " ".join(out.split())
     code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--db", "mitdb")
     assert code == 2 and "trained on mitdb" in err
     code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--db", "nodb")

@@ -19,6 +19,7 @@ from beatlab.data.build import (
     channel_leads,
     ensure_channel_beats,
     lead_choices,
+    read_cache_metadata,
     read_header,
     record_names,
 )
@@ -94,7 +95,7 @@ def evaluate_database(
         for c in channels
     ]
     model, kept, note = members_reading(run.model, choices, have, f"database {db}", "evaluated")
-    beats, _, leads = ensure_channel_beats(
+    beats, caches, leads = ensure_channel_beats(
         root,
         params,
         db=spec,
@@ -105,6 +106,11 @@ def evaluate_database(
     metrics["database"] = f"{spec.title} v{spec.version}"
     metrics["records"] = len(np.unique(beats.record))
     metrics["leads"] = leads
+    first = read_cache_metadata(caches[0]) or {}
+    left_out = sum(first.get("counts", [])) + sum(first.get("left_out", {}).values()) - len(beats)
+    if left_out:  # the first lead's own, and those over invalid samples of another lead
+        gap = f"left out {left_out:,} beats whose window holds invalid samples (a lead off)"
+        note = f"{note}; {gap}" if note else gap
     if note:
         metrics["note"] = note
     metrics["per_record"] = per_record(beats.record, beats.y, proba.argmax(axis=1), run.classes)
