@@ -15,6 +15,7 @@ from conftest import FS, run_cli
 
 from beatlab import CLASSES
 from beatlab.data.build import Beats, cache_path, load_beats, read_annotations
+from beatlab.data.databases import AAMI
 from beatlab.data.formats import write_beats
 from beatlab.deploy import (
     OnnxRunner,
@@ -324,11 +325,36 @@ def test_rhythm_only_annotations_point_to_the_detector(
     assert code == 2 and not out.exists()
     assert err == (
         f"beatlab: error: {record}.atr: the annotations mark no beats (rhythm marks only?): "
-        "find them with --detector"
+        "name the file of its beats with --annotator (the MIT-BIH AF Database's: qrs), or find "
+        "them with --detector"
     )
     code, printed, err = predict(capsys, tiny_run, out, "--record", str(record), "--detector")
     assert code == 0, err
     assert "from the QRS detector" in printed and len(pd.read_csv(out)) > 30
+    beats = wfdb.rdann(str(real_mitdb / "208"), "atr", sampto=30 * FS)
+    wfdb.wrann("af", "qrs", beats.sample, beats.symbol, write_dir=str(tmp_path))
+    code, printed, err = predict(
+        capsys, tiny_run, out, "--record", str(record), "--annotator", "qrs"
+    )
+    assert code == 0, err
+    assert "from the reference annotations (.qrs), lead MLII" in " ".join(printed.split())
+    beat = np.isin(beats.symbol, list(AAMI))  # not rhythm or noise marks
+    assert pd.read_csv(out)["sample"].tolist() == beats.sample[beat].tolist()
+    code, printed, err = cli(
+        capsys, "view", "--run", str(tiny_run), "--record", str(record), "--annotator", "qrs",
+        "--out", str(tmp_path / "af.html"),
+    )  # fmt: skip
+    assert code == 0 and f"{beat.sum()} beats" in printed, err
+    for annotator, problem in [
+        ("ann", f"{record}.ann: no .ann annotation file beside the record"),
+        ("../x", "--annotator takes the annotation file's extension (atr, qrs), not '../x'"),
+    ]:
+        code, _, err = predict(
+            capsys, tiny_run, out, "--record", str(record), "--annotator", annotator
+        )
+        assert code == 2 and err == f"beatlab: error: {problem}", err
+    code, _, err = predict(capsys, tiny_run, out, "--csv", str(out), "--annotator", "qrs")
+    assert code == 2 and err == "beatlab: error: --annotator applies to --record only"
 
 
 def test_run_without_checkpoint(

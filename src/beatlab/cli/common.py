@@ -33,14 +33,22 @@ Lead = Annotated[
         "has (V1,V2,V5); default: the database's preferred ones."
     ),
 ]
+Annotator = Annotated[
+    str,
+    typer.Option(
+        help="The annotation file of the record's reference beats, by extension: atr (PhysioNet's "
+        "reference; without it the QRS detector finds the beats), or another annotator's (qrs, "
+        "the MIT-BIH AF Database's beats; your own), which must exist."
+    ),
+]
 RunDir = Annotated[Path, typer.Option("--run", help="A run directory (from `beatlab train`).")]
 Detector = Annotated[
     bool,
     typer.Option(
         "--detector",
         "--no-annotations",
-        help="Find beats with the QRS detector even when the record has a .atr file "
-        "(which then still gives the reference labels).",
+        help="Find beats with the QRS detector even when the record has annotations (.atr, or "
+        "--annotator's file), which then still give the reference labels.",
     ),
 ]
 Seed = Annotated[int, typer.Option(help="Random seed for splits, balancing and training.")]

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from beatlab.cli.common import Detector, RunDir, console, print_decision_weights, print_table
+from beatlab.cli.common import (
+    Annotator,
+    Detector,
+    RunDir,
+    console,
+    print_decision_weights,
+    print_table,
+)
 from beatlab.errors import BeatlabError
 
 if TYPE_CHECKING:
@@ -25,6 +32,7 @@ def predict(
         Path | None, typer.Option(help="Beats in the course Parquet layout.")
     ] = None,
     detector: Detector = False,
+    annotator: Annotator = "atr",
     lead: Annotated[
         str | None,
         typer.Option(
@@ -57,8 +65,10 @@ def predict(
     if len(chosen) != 1:
         raise BeatlabError("give exactly one of --record, --csv or --parquet")
     flag, source = chosen[0]
-    if (detector or lead) and flag != "record":
-        raise BeatlabError(f"--{'detector' if detector else 'lead'} applies to --record only")
+    given = {"detector": detector, "lead": lead, "annotator": annotator != "atr"}
+    for option in (name for name, value in given.items() if value):
+        if flag != "record":
+            raise BeatlabError(f"--{option} applies to --record only")
     table_format(out)  # a bad output suffix or folder fails before any work
     check_output(out)
     if flag != "record":
@@ -67,11 +77,13 @@ def predict(
     engine = runner_for(trained, onnx).predict_proba if onnx else None
     with console.status(f"classifying the beats of {source}", spinner="dots"):
         if flag == "record":
-            result = predict_record(trained, source, detector=detector, engine=engine, lead=lead)
+            result = predict_record(
+                trained, source, detector=detector, engine=engine, lead=lead, annotator=annotator
+            )
         else:
             result = predict_file(trained, source, engine=engine)
     write_table(result.table(), out)
-    print_summary(result, source)
+    print_summary(result, source, annotator)
     print_decision_weights(trained.config.hparams, trained.classes)
     console.print(f"wrote {len(result):,} beats to [bold]{out}[/]")
 
@@ -85,7 +97,7 @@ def check_output(path: Path) -> None:
         raise BeatlabError(f"no such directory {path.parent}", path)
 
 
-def print_summary(result: Predictions, source: Path) -> None:
+def print_summary(result: Predictions, source: Path, annotator: str = "atr") -> None:
     """Where the beats came from, beats per class, and agreement with the reference if known."""
     from beatlab.deploy.predict import MATCH_WINDOW_S
 
@@ -93,6 +105,7 @@ def print_summary(result: Predictions, source: Path) -> None:
         console.print(f"[bold]{source}[/]: {len(result):,} beats (one per row)")
     else:
         found = "reference annotations" if result.source == "annotations" else "QRS detector"
+        found += f" (.{annotator})" if annotator != "atr" and result.source == "annotations" else ""
         console.print(
             f"[bold]{source}[/]: {len(result):,} beats from the {found}, lead {result.lead}, "
             f"{result.fs:g} Hz"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from beatlab.cli.common import Detector, RunDir, console
+from beatlab.cli.common import Annotator, Detector, RunDir, console
 
 
 def view(
@@ -15,6 +15,7 @@ def view(
     record: Annotated[Path, typer.Option(help="A WFDB record, e.g. data/mitdb/208 (.hea + .dat).")],
     out: Annotated[Path, typer.Option(help="The page to write (.html).")],
     detector: Detector = False,
+    annotator: Annotator = "atr",
     lead: Annotated[
         str | None,
         typer.Option(
@@ -35,7 +36,7 @@ def view(
     trained = load_run(run)
     start = time.perf_counter()
     with console.status(f"classifying the beats of {record}", spinner="dots"):
-        result = predict_record(trained, record, detector=detector, lead=lead)
+        result = predict_record(trained, record, detector=detector, lead=lead, annotator=annotator)
     if result.note:
         console.print(f"[yellow]{result.note}[/]")
     predicted = time.perf_counter()

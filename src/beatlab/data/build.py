@@ -222,14 +222,16 @@ def read_annotations(
 
 
 def read_annotation_marks(
-    base: Path, spec: DatabaseSpec = MITDB, length: int | None = None
+    base: Path, spec: DatabaseSpec = MITDB, length: int | None = None, annotator: str = ""
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """R-peak samples and AAMI labels of the annotated beats, and the samples of every
-    annotation (rhythm changes and noise marks too: the kaggle layout's beats end by them).
-    Beats outside the signal (`length` samples) make the file unreadable, not a crash later."""
-    path = base.with_suffix(f".{spec.annotator}")
+    """R-peak samples and AAMI labels of the annotated beats of `annotator` (default: the
+    database's), and the samples of every annotation (rhythm changes and noise marks too: the
+    kaggle layout's beats end by them). Beats outside the signal (`length` samples) make the file
+    unreadable, not a crash later."""
+    annotator = annotator or spec.annotator
+    path = base.with_suffix(f".{annotator}")
     try:
-        ann = wfdb.rdann(str(base), spec.annotator)
+        ann = wfdb.rdann(str(base), annotator)
     except Exception as err:
         raise BeatlabError(f"unreadable annotations: {err}", path) from None
     symbols = np.asarray(ann.symbol, dtype=object)

@@ -212,12 +212,21 @@ def predict_record(
     detector: bool = False,
     engine: Engine | None = None,
     lead: str | None = None,
+    annotator: str = "atr",
 ) -> Predictions:
     """Classify every beat of the WFDB record at `path` with `engine` (default: the run's model),
-    cut in the run's beat layout; `detector` ignores its annotations for finding beats (they
-    still give the reference)."""
+    cut in the run's beat layout, at the beats of its `annotator` file; `detector` ignores them
+    for finding beats (they still give the reference). Without a .atr file the detector finds
+    the beats; without another annotator's file the record is refused."""
     base = record_base(path)
     header = read_header(base)
+    if not annotator.isalnum():
+        raise BeatlabError(
+            f"--annotator takes the annotation file's extension (atr, qrs), not {annotator!r}"
+        )
+    annotations = base.with_suffix(f".{annotator}")
+    if annotator != "atr" and not annotations.exists():
+        raise BeatlabError(f"no .{annotator} annotation file beside the record", annotations)
     params = get_layout(run.config.layout)
     choices = record_leads(run, lead)
     if params.first_lead and not lead:
@@ -232,9 +241,9 @@ def predict_record(
             f"spans {params.length / params.fs:.2f} s",
             base.with_suffix(".hea"),
         )
-    has_atr = base.with_suffix(".atr").exists()
+    has_atr = annotations.exists()
     ref_peaks, ref_labels, marks = (
-        read_annotation_marks(base, length=len(signal))
+        read_annotation_marks(base, length=len(signal), annotator=annotator)
         if has_atr
         else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     )
@@ -250,8 +259,9 @@ def predict_record(
         raise BeatlabError("no beats detected (flat or empty signal?)", path)
     if len(peaks) == 0:
         raise BeatlabError(
-            "the annotations mark no beats (rhythm marks only?): find them with --detector",
-            base.with_suffix(".atr"),
+            "the annotations mark no beats (rhythm marks only?): name the file of its beats "
+            "with --annotator (the MIT-BIH AF Database's: qrs), or find them with --detector",
+            annotations,
         )
     if run.classes != CLASSES:  # the annotations name AAMI classes, which this run does not use
         reference, ref_peaks = np.full(len(peaks), -1, dtype=np.int64), ref_peaks[:0]
