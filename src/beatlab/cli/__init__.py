@@ -23,6 +23,7 @@ app = typer.Typer(
     help="Build, train, hypertune, evaluate and report ECG heartbeat classifiers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 app.add_typer(data_app, name="data")
 app.command()(train)

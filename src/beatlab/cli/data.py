@@ -49,7 +49,7 @@ def fetch(
         str | None, typer.Option(help="Base URL of the database (default: its PhysioNet home).")
     ] = None,
 ) -> None:
-    """Download (or copy) a database into DATA_DIR/<db>, verifying every SHA-256."""
+    """Download (or copy) a database into DATA_DIR/DB, verifying every SHA-256."""
     from beatlab.data.databases import get_database
     from beatlab.data.dataset import resolve_data_dir
     from beatlab.data.fetch import fetch_database
@@ -120,7 +120,7 @@ def build(
     lead: Lead = None,
     force: Annotated[bool, typer.Option(help="Rebuild even when the cache is up to date.")] = False,
 ) -> None:
-    """Build the beat dataset of DATA_DIR/<db> (cached as Parquet, one cache per database and
+    """Build the beat dataset of DATA_DIR/DB (cached as Parquet, one cache per database and
     layout)."""
     from beatlab.data.build import ensure_beats
     from beatlab.data.databases import parse_databases
