@@ -184,6 +184,33 @@ def test_cross_database_evaluation(
     assert code == 2 and "trained on mitdb" in err
     code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--db", "nodb")
     assert code == 2 and "unknown database 'nodb'" in err
+    # a folder of records of a database beatlab has no spec for: 250 Hz, leads named its own way
+    edb = tmp_path / "edb"
+    edb.mkdir()
+    for i, name in enumerate(("e0103", "e0104", "e0105")):
+        write_record(name, edb, np.random.default_rng(i), fs=250, leads=("MLIII", "V4"))
+    (edb / "e0105.atr").unlink()
+    evaluate_edb = ("evaluate", str(runs / "m"), "--records", str(edb))
+    code, _, err = run_cli(capsys, *evaluate_edb)
+    assert code == 2 and "record e0103 has none of the leads MLII, II, V5" in err, err
+    code, out, err = run_cli(capsys, *evaluate_edb, "--lead", "MLIII")
+    assert code == 0, err
+    metrics = json.loads((runs / "m" / "metrics.json").read_text())[f"records:{edb.resolve()}"]
+    assert metrics["n"] == 50 and metrics["records"] == 2 and "db:svdb" in json.loads(
+        (runs / "m" / "metrics.json").read_text()
+    )
+    assert metrics["leads"] == {"e0103": "MLIII", "e0104": "MLIII"}
+    assert metrics["note"] == "left out 1 records without .atr: e0105"
+    assert [r["record"] for r in metrics["per_record"]] == ["e0103", "e0104"]
+    assert metrics["note"] in " ".join(out.split())
+    for bad, problem in [
+        (("--db", "svdb"), "give one of --db, --records"),
+        (("--annotator", "qrs"), "no record here has a .qrs annotation file"),
+    ]:
+        code, _, err = run_cli(capsys, *evaluate_edb, *bad)
+        assert code == 2 and problem in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--annotator", "qrs")
+    assert code == 2 and "--annotator applies to --records" in err
 
 
 def test_a_run_trained_on_a_database_is_not_evaluated_on_it_as_unseen() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from beatlab.cli.common import DataDir, console, print_decision_weights, print_table
+from beatlab.cli.common import Annotator, DataDir, console, print_decision_weights, print_table
 from beatlab.errors import BeatlabError
 from beatlab.training.config import DEFAULT_RUNS_DIR, TrainConfig, load_config, parse_sets
 
@@ -201,25 +201,43 @@ def evaluate(
             help="Evaluate on every annotated beat of this other database (e.g. svdb) instead."
         ),
     ] = None,
+    records: Annotated[
+        Path | None,
+        typer.Option(
+            help="Evaluate on every annotated record of this folder instead: a WFDB database "
+            "with no spec in beatlab (any rate; each record read as `predict` reads it)."
+        ),
+    ] = None,
     lead: Annotated[
         str | None,
         typer.Option(
-            help="With --db: the lead to read instead of the run's own (its database's preferred "
-            "one), or the first of a comma-separated list each record has; an ensemble over "
-            "several leads takes one choice per lead, joined by '|'."
+            help="With --db or --records: the lead to read instead of the run's own (its "
+            "database's preferred one), or the first of a comma-separated list each record has; "
+            "an ensemble over several leads takes one choice per lead, joined by '|'."
         ),
     ] = None,
+    annotator: Annotator = "atr",
     data_dir: DataDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Evaluate a run's best model once on the test part (or another part, or another
-    database): metrics.json."""
-    if lead is not None and db is None:
-        raise BeatlabError("--lead applies to --db only (the test part is cut as trained)")
-    if db is not None:
-        from beatlab.training.crossdb import evaluate_database
+    """Evaluate a run's best model once on the test part (or another part, another database, or
+    a folder of records): metrics.json."""
+    sources = {"--test-file": test_file, "--db": db, "--records": records}
+    given = [flag for flag, value in sources.items() if value is not None]
+    if len(given) > 1:
+        raise BeatlabError(f"give one of {', '.join(given)}")
+    if lead is not None and not (db or records):
+        raise BeatlabError("--lead applies to --db and --records (the test part is cut as trained)")
+    if annotator != "atr" and records is None:
+        raise BeatlabError("--annotator applies to --records (a database's spec names its own)")
+    if db is not None or records is not None:
+        from beatlab.training.crossdb import evaluate_database, evaluate_records
 
-        metrics = evaluate_database(run, db, data_dir, lead)
+        metrics = (
+            evaluate_records(run, records, lead, annotator)
+            if records is not None
+            else evaluate_database(run, str(db), data_dir, lead)
+        )
         print_metrics(metrics, f"{run.name} on {metrics['database']}, {metrics['records']} records")
         print_table(metrics["per_record"], title="per record")
         if "note" in metrics:

@@ -263,7 +263,7 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
         _classification(doc, figures, label, metrics[part], part)
     if part == "test":
         doc.add(*beat_gallery(run, label, figures.new))
-    for key in sorted(k for k in metrics if k.startswith("db:")):
+    for key in sorted(k for k in metrics if k.startswith(("db:", "records:"))):
         _cross_database(doc, figures, label, metrics[key], key)
     _learning_curves(doc, figures, label, run.path)
 
@@ -288,8 +288,8 @@ def _epochs(info: dict[str, Any]) -> str:
 def _cross_database(
     doc: Document, figures: _Figures, label: str, metrics: dict[str, Any], part: str
 ) -> None:
-    """A run on another database (`beatlab evaluate RUN --db DB`): gross AAMI figures and the
-    per-record table of S and V."""
+    """A run on another database (`beatlab evaluate RUN --db DB`, or `--records DIR`): gross
+    AAMI figures and the per-record table of S and V."""
     doc.add(
         Heading(f"Cross-database: {metrics.get('database', part)}", 3),
         Text(

@@ -114,7 +114,56 @@ def evaluate_database(
     if note:
         metrics["note"] = note
     metrics["per_record"] = per_record(beats.record, beats.y, proba.argmax(axis=1), run.classes)
+    store(run_dir, f"db:{db}", metrics)
+    return metrics
+
+
+def store(run_dir: Path, key: str, metrics: dict[str, Any]) -> None:
+    """Add `metrics` to the run's metrics.json under `key`, keeping the rest."""
     stored = read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
-    stored[f"db:{db}"] = metrics
+    stored[key] = metrics
     write_json(run_dir / METRICS, stored)
+
+
+def evaluate_records(
+    run_dir: Path, folder: Path, lead: str | None = None, annotator: str = "atr"
+) -> dict[str, Any]:
+    """Metrics of a run's model on every annotated record of `folder`, a WFDB database beatlab
+    has no spec for (stored in metrics.json as "records:<folder>"). Each record is read as
+    `beatlab predict` reads a new one: its own rate and leads, the run's layout, the beats of
+    its `annotator` file; records without that file are left out and named."""
+    from rich.progress import track
+
+    from beatlab.deploy.predict import predict_record
+
+    run = load_run(run_dir)
+    if run.classes != CLASSES:
+        raise BeatlabError(
+            f"evaluation on annotated records needs a model of the AAMI classes, not {run.classes}",
+            run_dir,
+        )
+    names = record_names(folder)
+    annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
+    if not annotated:
+        raise BeatlabError(f"no record here has a .{annotator} annotation file", folder)
+    parts, notes = [], []
+    for name in track(annotated, description=f"classifying {len(annotated)} records"):
+        result = predict_record(run, folder / name, lead=lead, annotator=annotator)
+        parts.append((name, result))
+        if result.note:
+            notes.append(f"{name}: {result.note}")
+    without = sorted(set(names) - set(annotated))
+    if without:
+        notes.append(f"left out {len(without)} records without .{annotator}: {', '.join(without)}")
+    y = np.concatenate([r.reference for _, r in parts])
+    proba = np.concatenate([r.proba for _, r in parts])
+    records = np.concatenate([np.full(len(r), name) for name, r in parts])
+    metrics = classification_metrics(y, proba, run.classes)
+    metrics["database"] = f"the records of {folder}"
+    metrics["records"] = len(parts)
+    metrics["leads"] = {name: r.lead for name, r in parts}
+    if notes:
+        metrics["note"] = "; ".join(notes)
+    metrics["per_record"] = per_record(records, y, proba.argmax(axis=1), run.classes)
+    store(run_dir, f"records:{folder.resolve()}", metrics)
     return metrics
