@@ -195,10 +195,9 @@ def test_cross_database_evaluation(
     assert code == 2 and "record e0103 has none of the leads MLII, II, V5" in err, err
     code, out, err = run_cli(capsys, *evaluate_edb, "--lead", "MLIII")
     assert code == 0, err
-    metrics = json.loads((runs / "m" / "metrics.json").read_text())[f"records:{edb.resolve()}"]
-    assert metrics["n"] == 50 and metrics["records"] == 2 and "db:svdb" in json.loads(
-        (runs / "m" / "metrics.json").read_text()
-    )
+    stored = json.loads((runs / "m" / "metrics.json").read_text())
+    metrics = stored[f"records:{edb.resolve()}"]
+    assert metrics["n"] == 50 and metrics["records"] == 2 and "db:svdb" in stored
     assert metrics["leads"] == {"e0103": "MLIII", "e0104": "MLIII"}
     assert metrics["note"] == "left out 1 records without .atr: e0105"
     assert [r["record"] for r in metrics["per_record"]] == ["e0103", "e0104"]
