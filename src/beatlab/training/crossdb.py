@@ -146,12 +146,13 @@ def evaluate_records(
     annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
     if not annotated:
         raise BeatlabError(f"no record here has a .{annotator} annotation file", folder)
-    parts, notes = [], []
+    parts, said = [], {}
     for name in track(annotated, description=f"classifying {len(annotated)} records"):
         result = predict_record(run, folder / name, lead=lead, annotator=annotator)
         parts.append((name, result))
         if result.note:
-            notes.append(f"{name}: {result.note}")
+            said.setdefault(result.note, []).append(name)
+    notes = [f"{', '.join(which)}: {note}" for note, which in said.items()]
     without = sorted(set(names) - set(annotated))
     if without:
         notes.append(f"left out {len(without)} records without .{annotator}: {', '.join(without)}")
