@@ -146,7 +146,7 @@ def evaluate_records(
     annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
     if not annotated:
         raise BeatlabError(f"no record here has a .{annotator} annotation file", folder)
-    parts, said = [], {}
+    parts, said = [], dict[str, list[str]]()
     for name in track(annotated, description=f"classifying {len(annotated)} records"):
         result = predict_record(run, folder / name, lead=lead, annotator=annotator)
         parts.append((name, result))
