@@ -146,7 +146,8 @@ def evaluate_records(
     annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
     if not annotated:
         raise BeatlabError(f"no record here has a .{annotator} annotation file", folder)
-    parts, said = [], dict[str, list[str]]()
+    parts = []
+    said: dict[str, list[str]] = {}  # note -> the records it is about
     for name in track(annotated, description=f"classifying {len(annotated)} records"):
         result = predict_record(run, folder / name, lead=lead, annotator=annotator)
         parts.append((name, result))
