@@ -27,6 +27,12 @@ or with --mean-of the table of their mean probabilities (the ensemble of those s
 decides on that mean: `beatlab ensemble --decision-weights`): how far a rare class can be
 weighted up on patients the models never saw, and at what cost.
 
+    python benchmarks/patient_cv.py --weigh S --grid 1 1.5 2 3 --mean-of TAG TAG ... --nested
+
+does the same choice nested: each fold is decided by the largest weight that keeps N Se >= 0.95
+(`--floor`) on the other folds, which never saw it; the pooled table of those decisions is an
+honest estimate of the rule's choice, where the weight picked on all folds at once is not.
+
     python benchmarks/patient_cv.py --shift 10 --decision-weights 1,3,1,1,1 --mean-of TAG TAG ...
 
 prints the share of DS1 beats whose class, by the tags' ensemble (members on different leads
@@ -156,6 +162,42 @@ def weigh(out: Path, tags: list[str], name: str, grid: list[float], ensemble: bo
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
+def nested(out: Path, tags: list[str], name: str, grid: list[float], floor: float) -> None:
+    """The rule `--weigh` serves, nested: for each held-out fold, the largest weight of `grid`
+    keeping N Se >= `floor` on the other folds' pooled beats decides that fold's beats (the
+    smallest weight where none keeps it), deciding on the tags' mean probabilities. The pooled
+    table of those decisions estimates the rule's choice on patients it never saw; the weight
+    picked on every fold at once has seen the beats it is scored on."""
+    if name not in CLASSES or not grid or min(grid) <= 0:
+        raise BeatlabError(f"--nested needs a class and weights above 0, got {name!r} {grid}")
+    tables = same_beats(out, tags)
+    y, record = tables[0][0], tables[0][2]
+    proba = np.mean([t[1] for t in tables], axis=0)
+    fold_of = {
+        r: path.stem
+        for path in sorted((out / tags[0]).glob("fold*.npz"))
+        for r in np.unique(np.load(path)["record"]).tolist()
+    }
+    folds = np.array([fold_of[r] for r in record.tolist()])
+    decided, rows = np.empty_like(proba), []
+    for fold in sorted(set(folds.tolist())):
+        held = folds == fold
+        chosen = min(grid)
+        for weight in sorted(grid):
+            scale = np.ones(len(CLASSES))
+            scale[CLASSES.index(name)] = weight
+            other = classification_metrics(y[~held], proba[~held] * scale, tuple(CLASSES))
+            if other["per_class"]["N"]["Se"] >= floor:
+                chosen = weight
+        scale = np.ones(len(CLASSES))
+        scale[CLASSES.index(name)] = chosen
+        decided[held] = proba[held] * scale
+        rows.append({"fold": fold, f"{name} weight": chosen, **ec57(y[held], decided[held])})
+    rows.append({"fold": "pooled", f"{name} weight": "", **ec57(y, decided)})
+    print(f"the ensemble of {', '.join(tags)}, {name} weight chosen on the other folds")
+    print(pd.DataFrame(rows).to_markdown(index=False))
+
+
 def stability(out: Path, tags: list[str], weights: list[float], shift: int, data_dir: Path) -> None:
     """The share of DS1 beats whose class (the tags' ensemble deciding with `weights`) stays the
     same with the R peak moved `shift` samples either way, each fold's records classified by that
@@ -192,6 +234,15 @@ def main() -> None:
     parser.add_argument("--grid", nargs="+", type=float, default=[], help="weights to try")
     parser.add_argument("--tags", nargs="+", default=[], help="tags whose tables --weigh averages")
     parser.add_argument(
+        "--nested",
+        action="store_true",
+        help="with --weigh and --mean-of: each fold decided by the weight the rule picks on the "
+        "other folds",
+    )
+    parser.add_argument(
+        "--floor", type=float, default=0.95, help="with --nested: the N Se the weight must keep"
+    )
+    parser.add_argument(
         "--shift", type=int, default=None, help="with --mean-of: R-peak shift stability"
     )
     parser.add_argument(
@@ -202,6 +253,11 @@ def main() -> None:
         weights = [float(w) for w in args.decision_weights.split(",") if w.strip()]
         tags = args.mean_of or [args.tag or args.config.stem]
         stability(args.out, tags, weights, args.shift, resolve_data_dir(args.data_dir))
+        return
+    if args.nested:
+        if not (args.weigh and args.mean_of):
+            raise BeatlabError("--nested goes with --weigh CLASS --grid ... --mean-of TAG ...")
+        nested(args.out, args.mean_of, args.weigh, args.grid, args.floor)
         return
     if args.weigh:
         tags = args.mean_of or args.tags or [args.tag or args.config.stem]
