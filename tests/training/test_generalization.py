@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,18 +219,47 @@ def test_a_run_trained_on_a_database_is_not_evaluated_on_it_as_unseen() -> None:
     assert not trained_on(TrainConfig(db="svdb", train_file="beats.csv"), "svdb")
 
 
-def test_af_gate_flags_an_irregular_rhythm_not_ectopy() -> None:
-    """benchmarks/af_gate.py's detector (Dash et al. 2009, their thresholds), which the
-    documented DS1 measurement of an AF gate rests on."""
+def benchmark(name: str) -> Any:
+    """A script of benchmarks/ as a module (it imports its neighbours by name)."""
     import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "af_gate.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location("af_gate", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
-    af_gate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(af_gate)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nested_weight_is_chosen_on_the_other_folds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """patient_cv.py --nested: fold 0's patients (N beats at S probability 0.3) are decided by
+    the weight fold 1 allows (x6, its N beats at 0.1), and lose their N beats; fold 1 by the x2
+    that fold 0 allows. Picked on both folds at once, x2 would have flattered fold 0."""
+    patient_cv = benchmark("patient_cv")
+    for fold, (record, s_of_n) in enumerate([("a", 0.3), ("b", 0.1)]):
+        proba = np.zeros((20, 5))
+        proba[:18, 0], proba[:18, 1] = 1 - s_of_n, s_of_n  # 18 N beats
+        proba[18:, 0], proba[18:, 1] = 0.8, 0.2  # 2 S beats
+        y = np.array([0] * 18 + [1] * 2)
+        (tmp_path / "t").mkdir(exist_ok=True)
+        np.savez(tmp_path / "t" / f"fold{fold}.npz", y=y, proba=proba, record=np.full(20, record))
+    patient_cv.nested(tmp_path, ["t"], "S", [1.0, 2.0, 6.0], 0.95)
+    rows = [r.split("|")[1:4] for r in capsys.readouterr().out.splitlines()[3:]]
+    assert [[c.strip() for c in r] for r in rows] == [
+        ["fold0", "6", "20"],
+        ["fold1", "2", "20"],
+        ["pooled", "", "40"],
+    ]
+
+
+def test_af_gate_flags_an_irregular_rhythm_not_ectopy() -> None:
+    """benchmarks/af_gate.py's detector (Dash et al. 2009, their thresholds), which the
+    documented DS1 measurement of an AF gate rests on."""
+    af_gate = benchmark("af_gate")
     rng = np.random.default_rng(0)
     sinus = 0.8 + 0.02 * rng.standard_normal(400)
     assert not af_gate.af_flags(sinus).any()
