@@ -10,7 +10,14 @@ import pytest
 from conftest import SHARED, run_cli, serve, write_record
 
 from beatlab.data.build import CHECKSUMS, cache_path, ensure_beats, read_cache_metadata
-from beatlab.data.databases import MITDB, SVDB, get_database, list_databases, parse_databases
+from beatlab.data.databases import (
+    MITDB,
+    SVDB,
+    find_lead,
+    get_database,
+    list_databases,
+    parse_databases,
+)
 from beatlab.data.dataset import load_dataset
 from beatlab.data.fetch import fetch_database
 from beatlab.data.layouts import CENTRED
@@ -83,6 +90,12 @@ def test_incartdb_downloads_and_builds_at_257_hz(
     assert "incartdb: built: 50 beats" in out and "lead II" in out
     beats, _, rebuilt = ensure_beats(root, db=get_database("incartdb"))
     assert not rebuilt and beats.counts().tolist() == [36, 0, 14, 0, 0]
+
+
+def test_lead_names_match_whatever_their_case() -> None:
+    assert find_lead(("MLII", "II", "V5"), ["i", "ii", "v5"]) == "ii"  # PTB's names, kept
+    assert find_lead(("aVR",), ["AVR", "aVR"]) == "AVR"  # the record's first of that name
+    assert find_lead(("V1",), ["ECG1", "ECG2"]) is None
 
 
 def test_incartdb_patients_come_from_the_headers(tmp_path: Path) -> None:

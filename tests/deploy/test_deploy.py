@@ -179,6 +179,17 @@ def test_twelve_lead_record_is_read_from_lead_ii(
     )
     assert code == 0, err
     assert "lead II," in printed
+    # PTB writes its leads in lower case: the same leads, found whatever their case
+    wfdb.wrsamp(
+        "s0010", FS, ["mV"] * 4, [n.lower() for n in names], p_signal=leads, fmt=["16"] * 4,
+        write_dir=str(tmp_path),
+    )  # fmt: skip
+    code, again, err = predict(
+        capsys, tiny_run, tmp_path / "s0010.csv", "--record", str(tmp_path / "s0010")
+    )
+    assert code == 0, err
+    assert "lead ii," in again
+    assert (tmp_path / "s0010.csv").read_text() == (tmp_path / "i01.csv").read_text()
 
 
 def write_with_gap(real_mitdb: Path, out: Path, gap: slice | None) -> Path:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import wfdb
 
 from beatlab import CLASSES, __version__
-from beatlab.data.databases import MITDB, DatabaseSpec
+from beatlab.data.databases import MITDB, DatabaseSpec, find_lead
 from beatlab.data.layouts import KACHUEE, BuildParams, get_layout, segment_clear
 from beatlab.errors import BeatlabError
 from beatlab.io import atomic_path, sha256_file
@@ -190,7 +190,7 @@ def read_lead(
     the first of `leads` it has, its name, and which samples are invalid (WFDB's missing-value
     marker): those are bridged linearly, so that a filter does not ring around a gap."""
     wanted = lead_choices(lead) if lead else leads
-    found = next((name for name in wanted if name in (header.sig_name or [])), None)
+    found = find_lead(wanted, header.sig_name or [])
     if found is None:
         raise BeatlabError(
             f"record {base.name} has none of the leads {', '.join(wanted)} "

@@ -8,7 +8,7 @@ database is one `register_database(DatabaseSpec(...))` and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -32,6 +32,15 @@ A beat symbol missing here would drop the beat and double its neighbours' R-R in
 SAME_VIEW: Mapping[str, tuple[str, ...]] = MappingProxyType({"MLII": ("II",), "II": ("MLII",)})
 """Leads that see the heart from the same place under another name: MIT-BIH's modified limb lead
 II is a Holter's version of the 12-lead ECG's lead II, so a model of one reads the other first."""
+
+
+def find_lead(wanted: Iterable[str], names: Iterable[str]) -> str | None:
+    """The record's own name of the first of `wanted` among its lead `names`, or None. Names
+    match whatever their case: PTB writes `ii` and `v1`, INCART `aVR`, PTB-XL `AVR`."""
+    own: dict[str, str] = {}
+    for name in map(str, names):
+        own.setdefault(name.casefold(), name)
+    return next((own[w.casefold()] for w in wanted if w.casefold() in own), None)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,13 @@ from beatlab.data.build import (
     read_header,
     read_lead,
 )
-from beatlab.data.databases import SAME_VIEW, get_database, list_databases, parse_databases
+from beatlab.data.databases import (
+    SAME_VIEW,
+    find_lead,
+    get_database,
+    list_databases,
+    parse_databases,
+)
 from beatlab.data.formats import NO_RR, detect_format, read_beats
 from beatlab.data.layouts import FILE_LAYOUTS, get_layout, over_invalid, segment_clear
 from beatlab.errors import BeatlabError
@@ -197,7 +203,9 @@ def readable_leads(
         if fewer:
             model, kept, note = members_reading(run.model, choices, usable, where, "classified")
         try:
-            wanted = [tuple(n for n in choices[c] if n in usable) or choices[c] for c in kept]
+            wanted = [
+                tuple(n for n in choices[c] if find_lead([n], usable)) or choices[c] for c in kept
+            ]
             return model, note, [read_lead(base, header, w) for w in wanted]
         except LeadOff as err:
             if not (fewer and over_leads(run.model)) or err.lead in off:

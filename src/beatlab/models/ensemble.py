@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from beatlab import BEAT_LENGTH
+from beatlab.data.databases import find_lead
 from beatlab.models.base import BeatModel
 
 
@@ -102,7 +103,7 @@ def members_reading(
     an ensemble over leads where `leads` (what a record or database has) hold none of some
     channel's names, the members that read the others, those channels and a line saying so
     (`where` has none of the leads ...: `done` by ...): fewer members rather than none."""
-    present = [c for c, wanted in enumerate(choices) if set(wanted) & set(leads)]
+    present = [c for c, wanted in enumerate(choices) if find_lead(wanted, leads)]
     if not over_leads(model) or not present or len(present) == len(choices):
         return model, list(range(len(choices))), ""
     fewer = model.reading(present)
