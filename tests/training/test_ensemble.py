@@ -317,7 +317,7 @@ def test_members_on_different_leads_read_one_lead_each(
     alone = json.loads((a / "metrics.json").read_text())["db:svdb"]
     assert fewer["confusion_matrix"] == alone["confusion_matrix"]  # the member reading ECG1
     code, _, err = run_cli(capsys, "evaluate", str(e), "--lead", "|ECG2")
-    assert code == 2 and "--lead applies to --db only" in err, err
+    assert code == 2 and "--lead applies to --db and --records" in err, err
     code, out, err = run_cli(capsys, *evaluate_svdb, "--lead", "|ECG2")
     assert code == 0 and "none of the leads" not in out, err
     both = json.loads((e / "metrics.json").read_text())["db:svdb"]
