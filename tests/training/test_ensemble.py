@@ -16,6 +16,7 @@ from conftest import run_cli, write_record
 
 from beatlab.errors import BeatlabError
 from beatlab.models import plain_decisions
+from beatlab.models.ensemble import MeanEnsemble
 from beatlab.training.config import TrainConfig
 from beatlab.training.ensemble import ensemble_config
 from beatlab.training.runs import load_run
@@ -71,6 +72,45 @@ def test_ensemble_averages_its_members_and_runs_like_a_run(
     code, _, err = run_cli(capsys, "export", "--run", str(e), "--out", str(tmp_path / "e.onnx"))
     assert code == 0, err
     assert (tmp_path / "e.onnx").is_file()
+
+
+def test_members_weigh_in_the_mean_as_given(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--member-weights 3,1`: a's probabilities count three times b's, in PyTorch, after a
+    reload and in the ONNX export; a weight per run, each above 0, or one line."""
+    import onnxruntime as ort
+
+    root, runs = tiny_mitdb.parent, tmp_path / "runs"
+    a = train(capsys, root, runs, "a")
+    b = train(capsys, root, runs, "b", "lr=0.003", "augment_noise=0.02")
+    args = ("ensemble", str(a), str(b), "--runs-dir", str(runs), "--name")
+    code, out, err = run_cli(capsys, *args, "w", "--member-weights", "3,1")
+    assert code == 0, err
+    assert "members weighted 3, 1" in out
+    w = runs / "w"
+    assert json.loads((w / "run.json").read_text())["member_weights"] == [3.0, 1.0]
+    beats, rr = torch.rand(8, 187), 0.5 + torch.rand(8, 3)
+    with torch.no_grad():
+        pa, pb = (load_run(r).model(beats, rr).softmax(dim=1) for r in (a, b))
+        joined = load_run(w).model(beats, rr).softmax(dim=1)
+    torch.testing.assert_close(joined, (3 * pa + pb) / 4)
+    assert load_run(w).model.hparams["member_weights"] == [3.0, 1.0]
+    over_leads = MeanEnsemble([load_run(r).model for r in (a, b)], (), [0, 1], [3.0, 1.0])
+    assert over_leads.reading([1]).weights == [1.0]  # a record with b's lead only
+    code, _, err = run_cli(capsys, "export", "--run", str(w), "--out", str(tmp_path / "w.onnx"))
+    assert code == 0, err
+    session = ort.InferenceSession(str(tmp_path / "w.onnx"))
+    (logits,) = session.run(None, {"beats": beats.numpy(), "rr": rr.numpy()})
+    torch.testing.assert_close(torch.from_numpy(logits).softmax(dim=1), joined)
+    for weights, problem in [
+        ("3", "--member-weights: 1 weights for 2 runs: give one above 0 per run"),
+        ("1,0", "--member-weights: 2 weights for 2 runs: give one above 0 per run"),
+        ("1,x", "--member-weights: expected comma-separated numbers, got '1,x'"),
+    ]:
+        code, _, err = run_cli(capsys, *args, "bad", "--member-weights", weights)
+        assert code == 2 and problem in err and len(err.strip().splitlines()) == 1, err
+        assert not (runs / "bad").exists()
 
 
 def test_members_that_do_not_fit_together_are_refused(

@@ -160,6 +160,13 @@ def ensemble(
             "comma-separated (e.g. 1,4,1,1,1); '' decides by plain argmax. Default: the members'."
         ),
     ] = None,
+    member_weights: Annotated[
+        str | None,
+        typer.Option(
+            help="One weight per run, in their order, on its probabilities in the mean "
+            "(e.g. 1,1,1,0.5,0.5; scikit-learn's VotingClassifier weights). Default: equal."
+        ),
+    ] = None,
     replace: Annotated[
         bool, typer.Option(help="Replace an earlier run of this name (a beatlab run only).")
     ] = False,
@@ -170,20 +177,28 @@ def ensemble(
     from beatlab.training.runs import read_run_files
 
     weights = None if decision_weights is None else parse_weights(decision_weights)
-    run_dir = build_ensemble(members, runs_dir, name, decision_weights=weights, replace=replace)
+    shares = None if member_weights is None else parse_weights(member_weights, "--member-weights")
+    run_dir = build_ensemble(
+        members,
+        runs_dir,
+        name,
+        decision_weights=weights,
+        member_weights=shares,
+        replace=replace,
+    )
     console.print(f"ensemble of {len(members)} runs: [bold]{run_dir}[/]")
     config, info = read_run_files(run_dir)
+    if "member_weights" in info:
+        console.print(f"members weighted {', '.join(f'{w:g}' for w in info['member_weights'])}")
     print_decision_weights(config.hparams, info["classes"])
 
 
-def parse_weights(text: str) -> list[float]:
+def parse_weights(text: str, option: str = "--decision-weights") -> list[float]:
     """`1,4,1,1,1` -> [1.0, 4.0, 1.0, 1.0, 1.0]; '' -> [] (plain argmax)."""
     try:
         return [float(w) for w in text.split(",")] if text.strip() else []
     except ValueError:
-        raise BeatlabError(
-            f"expected comma-separated numbers, got {text!r}", "--decision-weights"
-        ) from None
+        raise BeatlabError(f"expected comma-separated numbers, got {text!r}", option) from None
 
 
 def evaluate(

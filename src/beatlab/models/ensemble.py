@@ -7,6 +7,7 @@ Not in the registry: an ensemble is assembled from finished runs, never trained 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Collection
 from typing import Any, TypeGuard, cast
 
@@ -33,9 +34,11 @@ class MeanEnsemble(BeatModel):
         members: list[BeatModel],
         decision_weights: tuple[float, ...] | None = None,
         channels: list[int] | None = None,
+        weights: list[float] | None = None,
     ) -> None:
         """`channels`: for members trained on different leads, which lead (row of a beat) each
-        member reads; None: they all read the same one-lead beats."""
+        member reads; None: they all read the same one-lead beats. `weights`: each member's
+        weight in the mean (scikit-learn's VotingClassifier `weights`); None: equal."""
         first = members[0]
         config = first.config
         if decision_weights is not None:
@@ -50,6 +53,13 @@ class MeanEnsemble(BeatModel):
         ):
             raise ValueError(f"channels {channels} for {len(members)} members")
         self.channels = list(channels) if channels else None
+        if weights is not None and (
+            len(weights) != len(members) or not all(0 < w < math.inf for w in weights)
+        ):
+            raise ValueError(f"weights {weights} for {len(members)} members: one above 0 each")
+        self.weights = [float(w) for w in weights] if weights is not None else None
+        share = torch.tensor(self.weights or [1.0] * len(members))
+        self.register_buffer("share", share / share.sum(), persistent=False)
 
     @property
     def beat_shape(self) -> tuple[int, ...]:
@@ -61,7 +71,8 @@ class MeanEnsemble(BeatModel):
     def hparams(self) -> dict[str, Any]:
         """The members' model and settings where they share them, else each member's model."""
         members = [m for m in self.members if isinstance(m, BeatModel)]
-        own = {"decision_weights": list(self.config.decision_weights)}
+        own: dict[str, Any] = {"decision_weights": list(self.config.decision_weights)}
+        own |= {"member_weights": self.weights} if self.weights else {}
         leads = {"channels": self.channels} if self.channels else {}
         if len({m.name for m in members}) > 1:
             return {"members": len(members), "member": [m.name for m in members], **own, **leads}
@@ -72,9 +83,10 @@ class MeanEnsemble(BeatModel):
         if not torch.jit.is_tracing():
             self._check_inputs(x, rr)
         inputs = [x[:, c] for c in self.channels] if self.channels else [x] * len(self.members)
-        proba = torch.stack(
+        each = torch.stack(
             [m(beats, rr).softmax(dim=1) for m, beats in zip(self.members, inputs, strict=True)]
-        ).mean(dim=0)
+        )
+        proba = each.mean(dim=0) if self.weights is None else torch.tensordot(self.share, each, 1)
         return self.decided(proba.clamp_min(1e-12).log())
 
     def reading(self, channels: list[int]) -> MeanEnsemble:
@@ -85,7 +97,8 @@ class MeanEnsemble(BeatModel):
         keep = [i for i, c in enumerate(self.channels) if c in channels]
         members = [cast(BeatModel, self.members[i]) for i in keep]
         rows = [channels.index(self.channels[i]) for i in keep] if len(channels) > 1 else None
-        return MeanEnsemble(members, self.config.decision_weights, rows)
+        weights = [self.weights[i] for i in keep] if self.weights else None
+        return MeanEnsemble(members, self.config.decision_weights, rows, weights)
 
     def reset_head(self, num_classes: int) -> None:
         raise NotImplementedError("an ensemble has no single head: transfer from one member")

@@ -12,6 +12,7 @@ runs/<name>/model.safetensors  every member's weights, as members.<i>.<tensor>
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,14 @@ def build_ensemble(
     name: str,
     *,
     decision_weights: list[float] | None = None,
+    member_weights: list[float] | None = None,
     replace: bool = False,
 ) -> Path:
     """Write runs_dir/<name>, the ensemble of the finished runs `members` (two or more).
 
     `decision_weights` (default: the members') weigh the mean of the members' plain probabilities
-    when the ensemble decides; they are the one setting an ensemble has of its own."""
+    when the ensemble decides; `member_weights` (default: equal) weigh each member in that mean,
+    as scikit-learn's VotingClassifier `weights` do."""
     if len(members) < 2:
         raise BeatlabError(f"an ensemble needs two or more runs, got {len(members)}")
     if len({p.resolve() for p in members}) < len(members):
@@ -106,9 +109,17 @@ def build_ensemble(
             f"({', '.join(runs[0].classes)}): give one per class, or '' to decide by plain argmax",
             "--decision-weights",
         )
+    if member_weights is not None and (
+        len(member_weights) != len(runs) or not all(0 < w < math.inf for w in member_weights)
+    ):
+        raise BeatlabError(
+            f"{len(member_weights)} weights for {len(runs)} runs: give one above 0 per run, "
+            "in the order of the runs",
+            "--member-weights",
+        )
     lead, channels = member_channels([run.config for run in runs])
     config = config.updated({"lead": lead})
-    model = MeanEnsemble([run.model for run in runs], weights, channels)
+    model = MeanEnsemble([run.model for run in runs], weights, channels, member_weights)
     ranges = [run.info.get("train_range", [0.0, 1.0]) for run in runs]
     info: dict[str, Any] = {
         "classes": list(runs[0].classes),
@@ -129,6 +140,7 @@ def build_ensemble(
         "versions": package_versions(),
         "parameters": sum(p.numel() for p in model.parameters()),
         **({"channels": channels} if channels else {}),
+        **({"member_weights": model.weights} if model.weights else {}),
     }
     run_dir = new_run_dir(runs_dir, name, "ensemble", replace=replace)
     try:

@@ -202,9 +202,11 @@ def load_model(
     num_classes: int,
     members: list[TrainConfig] | None = None,
     channels: list[int] | None = None,
+    weights: list[float] | None = None,
 ) -> BeatModel:
     """Rebuild the architecture from the config (for an ensemble: each of `members` from its
-    own config, reading `channels` where they read different leads, deciding with the
+    own config and in the mean by its `weights`, reading `channels` where they read different
+    leads, deciding with the
     ensemble's config's decision weights) and load the checkpoint's weights into it."""
     path = run_dir / CHECKPOINT
     if not path.exists():
@@ -217,12 +219,12 @@ def load_model(
                 create_model(member.model, num_classes=num_classes, **member.hparams)
                 for member in members
             ]
-            weights = config.hparams.get("decision_weights", ())
-            model = MeanEnsemble(built, tuple(weights), channels)
+            decision = config.hparams.get("decision_weights", ())
+            model = MeanEnsemble(built, tuple(decision), channels, weights)
     except BeatlabError as err:
         raise BeatlabError(err.problem, run_dir / (RUN if members else CONFIG)) from None
     except ValueError as err:
-        raise BeatlabError(f"'channels': {err}", run_dir / RUN) from None
+        raise BeatlabError(f"'channels' or 'member_weights': {err}", run_dir / RUN) from None
     try:
         state = load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for damaged files
@@ -267,7 +269,9 @@ def load_run(run_dir: Path) -> Run:
     members = [
         TrainConfig.from_dict(member["config"], run_dir / RUN) for member in info.get("members", [])
     ]
-    model = load_model(run_dir, config, len(classes), members, info.get("channels"))
+    model = load_model(
+        run_dir, config, len(classes), members, info.get("channels"), info.get("member_weights")
+    )
     return Run(run_dir, config, classes, model, info)
 
 
@@ -296,6 +300,9 @@ def read_run_files(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
     channels = info.get("channels", [])
     if not (isinstance(channels, list) and all(isinstance(c, int) for c in channels)):
         raise BeatlabError("'channels' must be a list of lead indices", run_dir / RUN)
+    weights = info.get("member_weights", [])
+    if not (isinstance(weights, list) and all(isinstance(w, int | float) for w in weights)):
+        raise BeatlabError("'member_weights' must be a list of numbers", run_dir / RUN)
     return config, info
 
 
