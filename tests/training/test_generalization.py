@@ -211,6 +211,14 @@ def test_cross_database_evaluation(
         assert code == 2 and problem in err and len(err.strip().splitlines()) == 1, err
     code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--annotator", "qrs")
     assert code == 2 and "--annotator applies to --records" in err
+    code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--detector")
+    assert code == 2 and "--detector applies to --records" in err
+    code, out, err = run_cli(capsys, *evaluate_edb, "--lead", "MLIII", "--detector")
+    assert code == 0, err
+    found = json.loads((runs / "m" / "metrics.json").read_text())[f"records:{edb.resolve()}"]
+    assert found["detection"]["annotated"] == 50 and found["detection"]["Se"] > 0.9
+    assert found["n"] == round(found["detection"]["Se"] * 50)  # classes: on the beats found
+    assert "detector vs annotations: Se" in out
 
 
 def test_a_run_trained_on_a_database_is_not_evaluated_on_it_as_unseen() -> None:

@@ -232,6 +232,13 @@ def evaluate(
         ),
     ] = None,
     annotator: Annotator = "atr",
+    detector: Annotated[
+        bool,
+        typer.Option(
+            help="With --records: find the beats with the QRS detector, as on a recording "
+            "without annotations, and score detection too (Se / +P within 150 ms)."
+        ),
+    ] = False,
     data_dir: DataDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -245,16 +252,25 @@ def evaluate(
         raise BeatlabError("--lead applies to --db and --records (the test part is cut as trained)")
     if annotator != "atr" and records is None:
         raise BeatlabError("--annotator applies to --records (a database's spec names its own)")
+    if detector and records is None:
+        raise BeatlabError("--detector applies to --records")
     if db is not None or records is not None:
         from beatlab.training.crossdb import evaluate_database, evaluate_records
 
         metrics = (
-            evaluate_records(run, records, lead, annotator)
+            evaluate_records(run, records, lead, annotator, detector)
             if records is not None
             else evaluate_database(run, str(db), data_dir, lead)
         )
         print_metrics(metrics, f"{run.name} on {metrics['database']}, {metrics['records']} records")
         print_table(metrics["per_record"], title="per record")
+        if "detection" in metrics:
+            found = metrics["detection"]
+            console.print(
+                f"detector vs annotations: Se {found['Se']:.4f} of {found['annotated']:,} "
+                f"annotated beats, +P {found['+P']:.4f} of {found['detected']:,} detections; "
+                "classes scored on the detections that hit an annotated beat"
+            )
         if "note" in metrics:
             console.print(f"[yellow]{metrics['note']}[/]")
     else:

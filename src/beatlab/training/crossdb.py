@@ -126,12 +126,19 @@ def store(run_dir: Path, key: str, metrics: dict[str, Any]) -> None:
 
 
 def evaluate_records(
-    run_dir: Path, folder: Path, lead: str | None = None, annotator: str = "atr"
+    run_dir: Path,
+    folder: Path,
+    lead: str | None = None,
+    annotator: str = "atr",
+    detector: bool = False,
 ) -> dict[str, Any]:
     """Metrics of a run's model on every annotated record of `folder`, a WFDB database beatlab
     has no spec for (stored in metrics.json as "records:<folder>"). Each record is read as
     `beatlab predict` reads a new one: its own rate and leads, the run's layout, the beats of
-    its `annotator` file; records without that file are left out and named."""
+    its `annotator` file; records without that file are left out and named. With `detector`,
+    the beats are the QRS detector's, as on a recording without annotations: the classes are
+    scored on the detections that hit an annotated beat, and the detection itself by Se / +P
+    ("detection")."""
     from rich.progress import track
 
     from beatlab.deploy.predict import predict_record
@@ -149,7 +156,9 @@ def evaluate_records(
     parts = []
     said: dict[str, list[str]] = {}  # note -> the records it is about
     for name in track(annotated, description=f"classifying {len(annotated)} records"):
-        result = predict_record(run, folder / name, lead=lead, annotator=annotator)
+        result = predict_record(
+            run, folder / name, lead=lead, annotator=annotator, detector=detector
+        )
         parts.append((name, result))
         if result.note:
             said.setdefault(result.note, []).append(name)
@@ -157,11 +166,23 @@ def evaluate_records(
     without = sorted(set(names) - set(annotated))
     if without:
         notes.append(f"left out {len(without)} records without .{annotator}: {', '.join(without)}")
-    y = np.concatenate([r.reference for _, r in parts])
-    proba = np.concatenate([r.proba for _, r in parts])
-    records = np.concatenate([np.full(len(r), name) for name, r in parts])
+    known = np.concatenate([r.known for _, r in parts])
+    y = np.concatenate([r.reference for _, r in parts])[known]
+    proba = np.concatenate([r.proba for _, r in parts])[known]
+    records = np.concatenate([np.full(len(r), name) for name, r in parts])[known]
     metrics = classification_metrics(y, proba, run.classes)
-    metrics["database"] = f"the records of {folder}"
+    if detector:
+        beats = sum(r.matched_against for _, r in parts)
+        found, detected = int(known.sum()), len(known)
+        metrics["detection"] = {
+            "annotated": beats,
+            "detected": detected,
+            "Se": found / beats if beats else None,
+            "+P": found / detected if detected else None,
+        }
+    metrics["database"] = f"the records of {folder}" + (
+        ", beats by the QRS detector" if detector else ""
+    )
     metrics["records"] = len(parts)
     metrics["leads"] = {name: r.lead for name, r in parts}
     if notes:
