@@ -219,6 +219,13 @@ def test_cross_database_evaluation(
     assert found["detection"]["annotated"] == 50 and found["detection"]["Se"] > 0.9
     assert found["n"] == round(found["detection"]["Se"] * 50)  # classes: on the beats found
     assert "detector vs annotations: Se" in out
+    code, _, err = run_cli(capsys, "report", str(runs / "m"), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert f"Cross-database: the records of {edb}, beats by the QRS detector" in report
+    assert (
+        "Cross-database: MIT-BIH Supraventricular" in report and "Beats found by the QRS" in report
+    )
 
 
 def test_a_run_trained_on_a_database_is_not_evaluated_on_it_as_unseen() -> None:

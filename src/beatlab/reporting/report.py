@@ -297,6 +297,16 @@ def _cross_database(
             "gross statistics over beats."
         ),
     )
+    found = metrics.get("detection")
+    if found:
+        doc.add(
+            Text(
+                f"Beats found by the QRS detector: Se {_score(found['Se'])} of "
+                f"{found['annotated']:,} annotated beats, +P {_score(found['+P'])} of "
+                f"{found['detected']:,} detections; classes scored on the detections that found "
+                "an annotated beat."
+            )
+        )
     _classification(doc, figures, label, metrics, part)
     rows = metrics.get("per_record") or []
     if rows:
