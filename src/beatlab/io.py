@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from beatlab.errors import BeatlabError
@@ -58,3 +58,23 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def refuse_foreign(path: Path, ours: Callable[[Path], bool], what: str) -> None:
+    """An output may replace only a file beatlab wrote, which `ours` recognises (a re-run
+    updating its own `what`); any other file there, the command's own input say, is an error
+    naming it before any work."""
+    if path.exists() and not (path.is_file() and ours(path)):
+        raise BeatlabError(
+            f"exists and is not {what} beatlab wrote: choose another name, or move it away", path
+        )
+
+
+def head_holds(path: Path, marks: tuple[bytes, ...], within: int = 4096) -> bool:
+    """Whether the first `within` bytes of a file hold one of `marks` (a writer's signature)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(within)
+    except OSError:
+        return False
+    return any(mark in head for mark in marks)

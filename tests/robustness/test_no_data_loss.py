@@ -153,3 +153,60 @@ def test_failed_report_leaves_the_output_folder_alone(
     code, _, err = run_cli(capsys, "report", str(tmp_path / "missing-run"), "--out", str(precious))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert snapshot(precious) == before
+
+
+def test_outputs_replace_only_what_beatlab_wrote(
+    capsys: pytest.CaptureFixture[str], tiny_mitdb: Path, tmp_path: Path
+) -> None:
+    """predict, view, export, report and data export refuse an existing file they did not
+    write (the input itself, Kaggle's own mitbih_train.csv, someone's notes), in one line and
+    before any work; a re-run replaces its own output."""
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    out.mkdir()
+    code, _, err = run_cli(capsys, *train_args(tiny_mitdb.parent, runs, "--name", "m"))
+    assert code == 0, err
+    record, beats = str(tiny_mitdb / "100"), out / "beats.csv"
+    beats.write_text("0.5," * 187 + "0\n")  # one beat in the Kaggle layout
+    notes = {name: out / name for name in ("p.csv", "p.parquet", "v.html", "m.onnx", "m.pt")}
+    for path in notes.values():
+        path.write_text("someone's notes\n")
+    refused = [
+        ("predict", "--run", str(runs / "m"), "--csv", str(beats), "--out", str(beats)),
+        ("predict", "--run", str(runs / "m"), "--record", record, "--out", str(notes["p.csv"])),
+        ("predict", "--run", str(runs / "m"), "--record", record, "--out", str(notes["p.parquet"])),
+        ("view", "--run", str(runs / "m"), "--record", record, "--out", str(notes["v.html"])),
+        ("export", "--run", str(runs / "m"), "--out", str(notes["m.onnx"])),
+        (
+            "export",
+            "--run",
+            str(runs / "m"),
+            "--format",
+            "torchscript",
+            "--out",
+            str(notes["m.pt"]),
+        ),
+        ("report", str(runs / "m"), "--out", str(out)),  # beside someone's report.md
+    ]
+    (out / "report.md").write_text("# my own report\n")
+    before = snapshot(out)
+    for args in refused:
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2 and "is not" in err and "beatlab wrote" in err, (args, err)
+        assert len(err.strip().splitlines()) == 1
+    assert snapshot(out) == before
+    kaggle = out / "kaggle"
+    kaggle.mkdir()
+    (kaggle / "mitbih_test.csv").write_text("Kaggle's own test split\n")
+    code, _, err = run_cli(
+        capsys, "data", "export", "--out", str(kaggle), "--format", "kaggle-csv",
+        "--data-dir", str(tiny_mitdb.parent),
+    )  # fmt: skip
+    assert code == 2 and "mitbih_test.csv: exists" in err
+    assert [p.name for p in kaggle.iterdir()] == ["mitbih_test.csv"]
+    # what beatlab wrote, a re-run replaces
+    for path in notes.values():
+        path.unlink()
+    (out / "report.md").unlink()
+    for args in refused[1:] * 2:
+        code, _, err = run_cli(capsys, *args)
+        assert code == 0, (args, err)

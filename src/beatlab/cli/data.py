@@ -216,12 +216,15 @@ def export(
 
     if fmt not in FORMATS:
         raise BeatlabError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    stem, suffix = ("mitbih", "csv") if fmt == "kaggle-csv" else ("heart_big", "parq")
+    paths = {part: out / f"{stem}_{part}.{suffix}" for part in ("train", "valid", "test")}
+    for path in paths.values():  # Kaggle's own files have these names, and nothing tells them
+        if path.exists():  # apart from ours: an existing file is never replaced
+            raise BeatlabError("exists: choose another --out folder, or move it away", path)
     ds = load_dataset(
         data_dir, db=db, split=split, balance=balance, seed=seed, folds=folds, fold=fold
     )
-    stem, suffix = ("mitbih", "csv") if fmt == "kaggle-csv" else ("heart_big", "parq")
-    for part in ("train", "valid", "test"):
+    for part, path in paths.items():
         beats = ds.part(part)
-        path = out / f"{stem}_{part}.{suffix}"
         write_beats(path, beats.x, beats.y, fmt)
         console.print(f"{part}: {len(beats):,} beats -> {path}")

@@ -16,6 +16,7 @@ from beatlab.cli.common import (
     print_table,
 )
 from beatlab.errors import BeatlabError
+from beatlab.io import refuse_foreign
 
 if TYPE_CHECKING:
     from beatlab.deploy.predict import Predictions
@@ -53,6 +54,7 @@ def predict(
     from beatlab.deploy.export import runner_for
     from beatlab.deploy.predict import (
         check_beat_file,
+        is_prediction_table,
         predict_file,
         predict_record,
         table_format,
@@ -71,6 +73,7 @@ def predict(
             raise BeatlabError(f"--{option} applies to --record only")
     table_format(out)  # a bad output suffix or folder fails before any work
     check_output(out)
+    refuse_foreign(out, is_prediction_table, "a prediction table")
     if flag != "record":
         check_beat_file(source, flag)
     trained = load_run(run)
@@ -168,6 +171,7 @@ def export(
         compare_int8,
         export_int8,
         export_model,
+        is_export,
         max_difference,
     )
     from beatlab.training.data import dataset_for
@@ -177,15 +181,17 @@ def export(
         raise BeatlabError(f"unknown export format {fmt!r} (choose from {', '.join(EXPORT_FILES)})")
     if int8 and fmt != "onnx":
         raise BeatlabError("--int8 needs --format onnx")
+    target = out or run / (INT8_FILE if int8 else EXPORT_FILES[fmt])
     if out is not None:
         check_output(out)
+    refuse_foreign(target, is_export, "a model export")
     trained = load_run(run)
     if not int8:
         path = export_model(
             trained.model,
             trained.classes,
             fmt,
-            out or run / EXPORT_FILES[fmt],
+            target,
             name=run.name,
             layout=trained.config.layout,
         )
@@ -200,7 +206,7 @@ def export(
     path = export_int8(
         trained.model,
         trained.classes,
-        out or run / INT8_FILE,
+        target,
         ds.train.x,
         ds.train.rr,
         name=run.name,

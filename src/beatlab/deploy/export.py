@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import warnings
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,19 @@ def exported_metadata(path: Path, fmt: str) -> dict[str, Any]:
     files = {f"{METADATA_KEY}.json": ""}
     torch.jit.load(str(path), _extra_files=files)
     return dict(json.loads(files[f"{METADATA_KEY}.json"]))
+
+
+def is_export(path: Path) -> bool:
+    """Whether a file is a model `export` wrote (its `beatlab` metadata), which a re-export may
+    replace. A TorchScript file is a zip holding `extra/beatlab.json`."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return any(n.endswith(f"/extra/{METADATA_KEY}.json") for n in archive.namelist())
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # protobuf and zipfile raise many types: a file that does not parse
+        return False  # as either is not an export
+    return any(p.key == METADATA_KEY for p in proto.metadata_props)
 
 
 def max_difference(model: BeatModel, path: Path, fmt: str, batch: int = 256) -> float:

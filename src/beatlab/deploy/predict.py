@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 import wfdb
 from wfdb import processing
@@ -330,6 +332,28 @@ def table_format(path: Path) -> str:
     if fmt is None:
         raise BeatlabError("output must end in .csv, .parquet or .parq", path)
     return fmt
+
+
+def is_prediction_table(path: Path) -> bool:
+    """Whether a file is a per-beat table `predict` wrote (its first columns say so), which a
+    re-run may replace; a beat file, say the input itself, is not."""
+    if table_format(path) == "parquet":
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, pa.ArrowException):
+            return False
+    else:
+        names = head_line(path).split(",")
+    return names[:3] == ["sample", "time_s", "predicted"] or names[:2] == ["row", "predicted"]
+
+
+def head_line(path: Path) -> str:
+    """A text file's first line ('' where it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline(4096).strip()
+    except OSError:
+        return ""
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from beatlab import CLASSES
 from beatlab.errors import BeatlabError
-from beatlab.io import writing
+from beatlab.io import head_holds, refuse_foreign, writing
 from beatlab.models import BeatModel, create_model, describe
 from beatlab.reporting.document import (
     Block,
@@ -60,6 +60,8 @@ def write_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
         raise BeatlabError("give at least one run or experiment directory")
     if out_dir.exists() and not out_dir.is_dir():
         raise BeatlabError("--out must name a directory, and this is a file", out_dir)
+    for name in (HTML, MARKDOWN):
+        refuse_foreign(out_dir / name, _ours, "a report")
     sources = [load_source(Path(p)) for p in paths]
     created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
     try:
@@ -70,6 +72,14 @@ def write_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
                 folder.rmdir()
         raise
     return out_dir / HTML, out_dir / MARKDOWN
+
+
+def _ours(path: Path) -> bool:
+    """A report file beatlab wrote, or a figure beside one: what a new report may replace."""
+    marks = (b"<title>beatlab report</title>", b"# beatlab report")
+    if path.name in (HTML, MARKDOWN):
+        return head_holds(path, marks)
+    return any(head_holds(path.parent / name, marks) for name in (HTML, MARKDOWN))
 
 
 def _write_into(out_dir: Path, sources: list[Source]) -> None:
@@ -83,8 +93,11 @@ def _write_into(out_dir: Path, sources: list[Source]) -> None:
             tmp.write_text(to_markdown(doc))
         with writing(staging / HTML) as tmp:
             tmp.write_text(to_html(doc, staging))
-        for made in sorted(staging.iterdir()):
-            os.replace(made, out_dir / made.name)
+        made = sorted(staging.iterdir())
+        for path in made:  # a figure may replace one of an earlier report here, nothing else
+            refuse_foreign(out_dir / path.name, _ours, "part of a report")
+        for path in made:
+            os.replace(path, out_dir / path.name)
     except OSError as err:  # named by the folder the user gave, not our hidden one
         raise BeatlabError(f"cannot write the report: {err.strerror or err}", out_dir) from None
     finally:

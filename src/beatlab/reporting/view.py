@@ -26,7 +26,7 @@ import numpy as np
 
 from beatlab.data.build import CHANNEL_SEPARATOR
 from beatlab.errors import BeatlabError
-from beatlab.io import writing
+from beatlab.io import head_holds, refuse_foreign, writing
 
 if TYPE_CHECKING:
     from beatlab.deploy.predict import Predictions
@@ -50,6 +50,10 @@ class Trace:
     units: str
 
 
+PAGE_MARK = b"<title>beatlab view: "
+"""What every page `view` writes holds near its top, so a re-run may replace it."""
+
+
 def check_output(path: Path) -> None:
     """Fail before any work on an output that cannot become the page."""
     if path.suffix.lower() not in SUFFIXES:
@@ -59,6 +63,7 @@ def check_output(path: Path) -> None:
     folder = next((p for p in path.absolute().parents if p.exists()), None)
     if folder is not None and (not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK)):
         raise BeatlabError(f"cannot write: {folder} is not a writable folder", path)
+    refuse_foreign(path, lambda page: head_holds(page, (PAGE_MARK,)), "a page")
 
 
 def quantise(signal: np.ndarray, gain: float | None) -> tuple[np.ndarray, float]:
@@ -249,7 +254,7 @@ def build_page(
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>beatlab view: {esc(record)}</title><style>{STYLE}</style>",
+            f"{PAGE_MARK.decode()}{esc(record)}</title><style>{STYLE}</style>",
             f'<script charset="utf-8">{get_plotlyjs()}</script></head>',
             "<body><header>",
             f"<h1>{esc(record)}</h1>",
