@@ -155,6 +155,7 @@ def test_failed_report_leaves_the_output_folder_alone(
     assert snapshot(precious) == before
 
 
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated")
 def test_outputs_replace_only_what_beatlab_wrote(
     capsys: pytest.CaptureFixture[str], tiny_mitdb: Path, tmp_path: Path
 ) -> None:
