@@ -30,7 +30,7 @@ from beatlab.errors import BeatlabError
 from beatlab.models.ensemble import members_reading, over_leads
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
-from beatlab.training.runs import METRICS, load_run, read_json, write_json
+from beatlab.training.runs import METRICS, Run, load_run, read_json, write_json
 from beatlab.training.trainer import Tensors, predict_proba
 
 PER_RECORD_CLASSES = ("S", "V")
@@ -70,18 +70,24 @@ def database_leads(source: Path) -> set[str]:
     return {str(n) for r in record_names(source) for n in read_header(source / r).sig_name or []}
 
 
+def aami_run(run_dir: Path) -> Run:
+    """The run, whose classes must be the AAMI ones the annotations of a database name."""
+    run = load_run(run_dir)
+    if run.classes != CLASSES:
+        raise BeatlabError(
+            f"evaluation on annotated records needs a model of the AAMI classes, not {run.classes}",
+            run_dir,
+        )
+    return run
+
+
 def evaluate_database(
     run_dir: Path, db: str, data_dir: Path | None = None, lead: str | None = None
 ) -> dict[str, Any]:
     """Metrics of a run's model on all of database `db` (stored in metrics.json as "db:<db>").
     An ensemble over leads evaluates a database without some of them with the members that
     read the others, as `predict` does a record (`note` says so)."""
-    run = load_run(run_dir)
-    if run.classes != CLASSES:
-        raise BeatlabError(
-            f"cross-database evaluation needs a model of the AAMI classes, not {run.classes}",
-            run_dir,
-        )
+    run = aami_run(run_dir)
     spec = get_database(db)
     if trained_on(run.config, db):
         raise BeatlabError(
@@ -143,12 +149,7 @@ def evaluate_records(
 
     from beatlab.deploy.predict import predict_record
 
-    run = load_run(run_dir)
-    if run.classes != CLASSES:
-        raise BeatlabError(
-            f"evaluation on annotated records needs a model of the AAMI classes, not {run.classes}",
-            run_dir,
-        )
+    run = aami_run(run_dir)
     names = record_names(folder)
     annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
     if not annotated:
