@@ -206,6 +206,7 @@ def test_cross_database_evaluation(
     for bad, problem in [
         (("--db", "svdb"), "give one of --db, --records"),
         (("--annotator", "qrs"), "no record here has a .qrs annotation file"),
+        (("--annotator", "../x"), "--annotator takes the annotation file's extension"),
     ]:
         code, _, err = run_cli(capsys, *evaluate_edb, *bad)
         assert code == 2 and problem in err and len(err.strip().splitlines()) == 1, err

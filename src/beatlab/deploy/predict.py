@@ -215,6 +215,14 @@ def readable_leads(
             off.append(err.lead)
 
 
+def check_annotator(annotator: str) -> None:
+    """An annotator is named by its file's extension (atr, qrs), never a path."""
+    if not annotator.isalnum():
+        raise BeatlabError(
+            f"--annotator takes the annotation file's extension (atr, qrs), not {annotator!r}"
+        )
+
+
 def predict_record(
     run: Run,
     path: Path,
@@ -230,10 +238,7 @@ def predict_record(
     the beats; without another annotator's file the record is refused."""
     base = record_base(path)
     header = read_header(base)
-    if not annotator.isalnum():
-        raise BeatlabError(
-            f"--annotator takes the annotation file's extension (atr, qrs), not {annotator!r}"
-        )
+    check_annotator(annotator)
     annotations = base.with_suffix(f".{annotator}")
     if annotator != "atr" and not annotations.exists():
         raise BeatlabError(f"no .{annotator} annotation file beside the record", annotations)

@@ -147,8 +147,9 @@ def evaluate_records(
     ("detection")."""
     from rich.progress import track
 
-    from beatlab.deploy.predict import predict_record
+    from beatlab.deploy.predict import check_annotator, predict_record
 
+    check_annotator(annotator)
     run = aami_run(run_dir)
     names = record_names(folder)
     annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
