@@ -24,8 +24,8 @@ AAMI: Mapping[str, int] = MappingProxyType(
     }
 )
 """AAMI EC57 mapping of all 19 PhysioNet beat symbols to class labels; other symbols are not
-beats. MIT-BIH uses 15 of them; other databases (INCART) also mark bundle branch block beats
-of either side (B, as L and R: N), supraventricular escape beats (n, as the atrial and nodal
+beats. MIT-BIH uses 15 of them; the others may mark bundle branch block beats of either side
+(B, as L and R: N), supraventricular escape beats (n, as the atrial and nodal
 escapes e and j: N), R-on-T ventricular premature beats (r: V) and beats left unclassified (?: Q).
 A beat symbol missing here would drop the beat and double its neighbours' R-R intervals."""
 
