@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from beatlab.cli.common import DataDir, console, print_table
+from beatlab.cli.common import DataDir, Db, Fold, Folds, Layout, Lead, console, print_table
 from beatlab.errors import BeatlabError
 
 if TYPE_CHECKING:
@@ -59,30 +59,11 @@ def tune(
     ] = DEFAULT_EXPERIMENTS_DIR,
     data_dir: DataDir = None,
     split: Annotated[str, typer.Option(help="intra or inter.")] = "intra",
-    db: Annotated[
-        str, typer.Option(help="Database(s) to tune on; comma-separated pools them.")
-    ] = "mitdb",
-    layout: Annotated[
-        str,
-        typer.Option(
-            help="Beat layout: kachuee (the study's), kaggle, or centred, deviation, "
-            "deviation_median_rr (new patients)."
-        ),
-    ] = "kachuee",
-    lead: Annotated[
-        str | None,
-        typer.Option(
-            help="The lead to cut beats from, or the first of a comma-separated list each "
-            "record has (default: the database's preferred lead)."
-        ),
-    ] = None,
-    folds: Annotated[
-        int | None,
-        typer.Option(help="Patient-grouped K-fold: fold --fold is the test part (nested CV)."),
-    ] = None,
-    fold: Annotated[
-        int, typer.Option(help="With --folds: the fold held out as the test part.")
-    ] = 0,
+    db: Db = "mitdb",
+    layout: Layout = "kachuee",
+    lead: Lead = None,
+    folds: Folds = None,
+    fold: Fold = 0,
     train_file: Annotated[
         str | None,
         typer.Option(help="Tune on Kaggle CSV / course Parquet file(s), comma-separated."),
