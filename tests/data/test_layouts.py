@@ -82,6 +82,22 @@ def test_beats_at_the_record_edges_are_padded_not_dropped() -> None:
     assert len(kx) == 3 and np.isfinite(kx).all()
 
 
+def test_the_first_and_last_beat_take_the_records_usual_interval() -> None:
+    """A recording starting N, S: the first beat has no previous interval, and borrowing the
+    short one after it would call a normal beat premature (10-s recordings have one in ten)."""
+    signal, peaks = synthetic(seconds=10, rr=1.0)
+    peaks = peaks.copy()
+    peaks[1] -= int(0.35 * FS)  # the second beat premature
+    peaks[-1] -= int(0.35 * FS)  # and the last
+    for params in (CENTRED, DEVIATION_MEDIAN_RR):
+        _, rr = segment_beats(signal, FS, peaks, params)
+        assert rr[0, 0] == pytest.approx(rr[4, 0], abs=0.1)  # as usual, not premature
+        assert rr[1, 0] < 0.75 and rr[-1, 0] < 0.75
+        assert rr[-1, 1] == pytest.approx(rr[4, 1], abs=0.1)  # no pause borrowed after it
+    _, kachuee = segment_beats(signal, FS, peaks, KACHUEE)  # the study's reading, unchanged
+    assert kachuee[0, 0] == kachuee[1, 0] and kachuee[-1, 1] == kachuee[-1, 0]
+
+
 def test_beats_over_invalid_samples_are_found_and_set_no_record_statistic() -> None:
     signal, peaks = synthetic()
     invalid = np.zeros(len(signal), dtype=bool)

@@ -75,6 +75,10 @@ class BuildParams:
     rr_stat: str = "mean"
     """centred: how the patient's usual R-R is taken, locally and over the record: mean, or median
     (not pulled by pauses and runs of premature beats, so a premature beat stands out more)."""
+    rr_edge: str = "neighbour"
+    """The interval a record's first beat (previous) and last beat (next) lack: neighbour reuses
+    their one interval (Kachuee's reading); median takes the record's median R-R, so that in a
+    10-second recording the first beat does not look premature when its next beat is."""
 
 
 Segmenter = Callable[
@@ -87,14 +91,23 @@ are none; `valid` flags the beats whose window holds no invalid sample (None: al
 a record-wide statistic may come from."""
 
 
-def rr_intervals(peaks: np.ndarray, fs: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Previous and next R-R interval of each beat in seconds (the first and last beat reuse
-    their one neighbour's interval; a lone beat gets 0)."""
+def rr_intervals(
+    peaks: np.ndarray, fs: float, n: int, edge: str = "neighbour"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Previous and next R-R interval of each beat in seconds; the first beat's previous and the
+    last beat's next interval are taken as `edge` says (`BuildParams.rr_edge`); a lone beat gets
+    0."""
     rr_s = np.diff(np.asarray(peaks, dtype=np.float64)) / fs
     if len(rr_s) == 0:
         rr_s = np.zeros(1)
-    prev = np.concatenate([rr_s[:1], rr_s])[:n]
-    nxt = np.concatenate([rr_s, rr_s[-1:]])[:n]
+    if edge == "neighbour":
+        first, last = rr_s[:1], rr_s[-1:]
+    elif edge == "median":
+        first = last = np.median(rr_s, keepdims=True)
+    else:
+        raise BeatlabError(f"unknown rr_edge {edge!r} (neighbour or median)")
+    prev = np.concatenate([first, rr_s])[:n]
+    nxt = np.concatenate([rr_s, last])[:n]
     return prev, nxt
 
 
@@ -224,7 +237,7 @@ def segment_kachuee(
         raise BeatlabError(f"layout {params.name!r}: unknown normalise {params.normalise!r}")
     x = np.where(keep, values, np.float32(0.0))
 
-    prev, nxt = rr_intervals(peaks, fs, len(r))
+    prev, nxt = rr_intervals(peaks, fs, len(r), params.rr_edge)
     local = pd.Series(prev).rolling(params.rr_local_beats, min_periods=1).mean().to_numpy()
     rr = np.stack([prev, nxt, local], axis=1).astype(np.float32)
     return x.astype(np.float32), rr
@@ -255,7 +268,7 @@ def segment_centred(
     if params.deviation and len(qrs):
         x = x - np.median(x if valid is None else x[valid], axis=0)
 
-    prev, nxt = rr_intervals(peaks, fs, len(r))
+    prev, nxt = rr_intervals(peaks, fs, len(r), params.rr_edge)
     if params.rr_stat not in ("mean", "median"):
         raise BeatlabError(f"layout {params.name!r}: unknown rr_stat {params.rr_stat!r}")
     window = pd.Series(prev).rolling(params.rr_local_beats, center=True, min_periods=1)
@@ -379,6 +392,7 @@ CENTRED = register_layout(
         before_s=0.25,
         band_low_hz=0.5,
         band_high_hz=40.0,
+        rr_edge="median",
     )
 )
 DEVIATION = register_layout(replace(CENTRED, name="deviation", deviation=True))
