@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -198,23 +199,31 @@ def nested(out: Path, tags: list[str], name: str, grid: list[float], floor: floa
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
-def stability(out: Path, tags: list[str], weights: list[float], shift: int, data_dir: Path) -> None:
-    """The share of DS1 beats whose class (the tags' ensemble deciding with `weights`) stays the
-    same with the R peak moved `shift` samples either way, each fold's records classified by that
-    fold's runs, which never saw them: what generalization.py measures on DS2."""
-    from generalization import shift_counts  # beside this script
-
+def fold_ensembles(
+    out: Path, tags: list[str], weights: list[float]
+) -> Iterator[tuple[str, tuple[str, ...], Run]]:
+    """Each fold's name, its held-out records and the tags' ensemble of that fold's runs
+    (deciding with `weights`), which never saw those records."""
     same_beats(out, tags)  # every tag's folds hold the same beats
-    same = total = 0
     for fold in sorted((out / tags[0]).glob("fold*.npz")):
         records = tuple(sorted({r.split(":")[-1] for r in np.load(fold)["record"].tolist()}))
         runs = [load_run(out / tag / "runs" / fold.stem) for tag in tags]
         lead, channels = member_channels([run.config for run in runs])
         model = MeanEnsemble([run.model for run in runs], tuple(weights), channels)
         config = runs[0].config.updated({"lead": lead})
-        run = Run(out, config, runs[0].classes, model, {})
+        yield fold.stem, records, Run(out, config, runs[0].classes, model, {})
+
+
+def stability(out: Path, tags: list[str], weights: list[float], shift: int, data_dir: Path) -> None:
+    """The share of DS1 beats whose class (the tags' ensemble deciding with `weights`) stays the
+    same with the R peak moved `shift` samples either way, each fold's records classified by that
+    fold's runs, which never saw them: what generalization.py measures on DS2."""
+    from generalization import shift_counts  # beside this script
+
+    same = total = 0
+    for fold, records, run in fold_ensembles(out, tags, weights):
         kept, beats = shift_counts(run, data_dir, records, shift)
-        print(f"{fold.stem}: {kept / beats:.4f} of {beats:,} beats", flush=True)
+        print(f"{fold}: {kept / beats:.4f} of {beats:,} beats", flush=True)
         same, total = same + kept, total + beats
     print(f"{same / total:.4f} of {total:,} held-out DS1 beats keep their class at ±{shift}")
 

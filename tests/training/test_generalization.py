@@ -286,3 +286,27 @@ def test_af_gate_flags_an_irregular_rhythm_not_ectopy() -> None:
     ventricular = rng.random(len(peaks)) < 0.1
     assert af_gate.beat_flags(peaks, 360.0, ventricular).all()
     assert not af_gate.beat_flags(peaks, 360.0, np.ones(len(peaks), bool)).any()
+
+
+def test_record_edges_score_both_readings_of_each_excerpt(tiny_mitdb: Path, tmp_path: Path) -> None:
+    """benchmarks/record_edges.py: every excerpt has one first and one last beat, each beat is
+    classified under both `rr_edge` readings, and the summary compares them position by position."""
+    record_edges = benchmark("record_edges")
+    config = TrainConfig(
+        data_dir=str(tiny_mitdb.parent), layout="centred", epochs=1, hparams={"use_rr": True}
+    )
+    run = train_run(config, tmp_path / "runs", name="c", tracking_uri="none", progress=False)
+    from beatlab.training.runs import load_run
+
+    beats = record_edges.excerpt_tallies(
+        load_run(run), tiny_mitdb.parent, ("100", "101"), 5.0, 3, np.random.default_rng(0)
+    )
+    counts = beats["position"].value_counts()
+    assert counts["first"] == counts["last"] == 6 and counts["middle"] > 0
+    assert set(beats["neighbour"]) | set(beats["median"]) <= set(range(5))
+    table = record_edges.summary(beats)
+    assert list(table["position"]) == ["first", "middle", "last"]
+    assert table["beats"].sum() == len(beats)
+    for position, row in table.set_index("position").iterrows():
+        part = beats[beats["position"] == position]
+        assert row["acc, median"] == round(float((part["median"] == part["label"]).mean()), 3)
