@@ -114,18 +114,55 @@ def test_unreachable_server(tmp_path: Path, tiny_db: tuple[Path, dict[str, str]]
     assert err.value.path == "http://127.0.0.1:9/x/100.hea"
 
 
-def test_copy_from_source_and_repair(tmp_path: Path, tiny_db: tuple[Path, dict[str, str]]) -> None:
+def test_copy_from_source_and_resume(tmp_path: Path, tiny_db: tuple[Path, dict[str, str]]) -> None:
     db, sums = tiny_db
     dest = tmp_path / "dest"
     fetch_database(dest, source=db, checksums=sums, progress=False)
     assert verify_database(dest, sums) == []
     assert (dest / "RECORDS").read_text() == "100\n101\n"
 
-    (dest / "100.dat").write_bytes(b"junk")
     (dest / "101.atr").unlink()
-    assert verify_database(dest, sums) == ["100.dat", "101.atr"]
+    assert verify_database(dest, sums) == ["101.atr"]
     fetch_database(dest, source=db, checksums=sums, progress=False)
     assert verify_database(dest, sums) == []
+
+
+def test_fetch_replaces_nothing_it_did_not_write(
+    tmp_path: Path, tiny_db: tuple[Path, dict[str, str]]
+) -> None:
+    """Someone's edited annotations, checksum list or RECORDS in the folder stop the fetch before
+    it writes anything; PhysioNet's own list and RECORDS (which agree with ours) are kept as
+    they are."""
+    db, sums = tiny_db
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    edited = {"100.atr": b"my own annotations", "101.hea": (db / "101.hea").read_bytes()}
+    for name, data in edited.items():
+        (dest / name).write_bytes(data)
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
+    with pytest.raises(BeatlabError, match="differs from .* data fetch replaces no file") as err:
+        fetch_database(dest, source=db, checksums=sums, progress=False)
+    assert err.value.path == str(dest / "100.atr")
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
+
+    (dest / "100.atr").unlink()
+    theirs = {"SHA256SUMS.txt": "0" * 64 + "  100.hea\n", "RECORDS": "100\n"}
+    for name, text in theirs.items():
+        (dest / name).write_text(text)
+        before = {p.name: p.read_bytes() for p in dest.iterdir()}
+        with pytest.raises(BeatlabError, match="lists other .* move it away") as err:
+            fetch_database(dest, source=db, checksums=sums, progress=False)
+        assert err.value.path == str(dest / name)
+        assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
+        (dest / name).unlink()
+
+    physionet = "".join(f"{d} {n}\n" for n, d in {**sums, "ANNOTATORS": "1" * 64}.items())
+    (dest / "SHA256SUMS.txt").write_text(physionet)
+    (dest / "RECORDS").write_text("101\n100\n")
+    fetch_database(dest, source=db, checksums=sums, progress=False)
+    assert verify_database(dest, sums) == []
+    assert (dest / "SHA256SUMS.txt").read_text() == physionet
+    assert (dest / "RECORDS").read_text() == "101\n100\n"
 
 
 def test_source_errors(tmp_path: Path, tiny_db: tuple[Path, dict[str, str]]) -> None:

@@ -4,7 +4,9 @@ The checksum list (the one shipped for the database, else PhysioNet's SHA256SUMS
 into the folder first, so that a fetch that stops half-way leaves a folder `data build` knows to be
 incomplete. Every file is written to a temporary path and checked before it is renamed into
 place, so a directory that `fetch_database` has touched never holds a corrupt or half-downloaded
-file.
+file. A file already there that differs from the database's (someone's edited annotations, say),
+or a checksum list or RECORDS file that says otherwise, is never replaced: the fetch stops before
+writing anything and names it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -85,16 +88,27 @@ def fetch_database(
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise BeatlabError("not a directory", dest)
+    missing = _missing_files(dest, sums, spec)
+    records = sorted({name[: -len(".hea")] for name in sums if name.endswith(".hea")})
+    listed = "RECORDS" not in sums  # a listed RECORDS is fetched and verified like any other file
+    _check_ours(dest / CHECKSUMS, _agrees_with(sums), f"lists other checksums than {spec.name}'s")
+    if listed:
+        _check_ours(
+            dest / "RECORDS",
+            lambda p: _lines(p) == records,
+            f"lists other records than {spec.name}'s",
+        )
     dest.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest / CHECKSUMS) as tmp:  # first: `data build` can tell a partial fetch
-        tmp.write_text("".join(f"{d}  {n}\n" for n, d in sums.items()), "utf-8")
+    if not (dest / CHECKSUMS).exists():  # first: `data build` can tell a partial fetch
+        with atomic_path(dest / CHECKSUMS) as tmp:
+            tmp.write_text("".join(f"{d}  {n}\n" for n, d in sums.items()), "utf-8")
 
     with _progress_bar(progress) as bar:
         task = bar.add_task("", total=len(sums))
         for name, expected in sums.items():
             bar.update(task, description=f"{spec.name} {name}")
             target = dest / name
-            if not (target.is_file() and sha256_file(target) == expected):
+            if name in missing:
                 with atomic_path(target) as tmp:
                     if source is not None:
                         _copy(Path(source) / name, tmp)
@@ -107,11 +121,55 @@ def fetch_database(
                         )
             bar.advance(task)
 
-    if "RECORDS" not in sums:  # a listed RECORDS was fetched and verified like any other file
-        records = sorted({name[: -len(".hea")] for name in sums if name.endswith(".hea")})
+    if listed and not (dest / "RECORDS").exists():
         with atomic_path(dest / "RECORDS") as tmp:
             tmp.write_text("".join(f"{r}\n" for r in records), "utf-8")
     return dest
+
+
+def _missing_files(dest: Path, sums: dict[str, str], spec: DatabaseSpec) -> set[str]:
+    """The listed files `dest` lacks; one it holds that differs from the list is someone's file,
+    which a fetch must not replace (it writes only verified files, so never leaves one)."""
+    missing, foreign = set(), []
+    for name, expected in sums.items():
+        target = dest / name
+        if not target.exists():
+            missing.add(name)
+        elif not target.is_file() or sha256_file(target) != expected:
+            foreign.append(name)
+    if foreign:
+        more = f" (and {len(foreign) - 1} other file(s) here)" if len(foreign) > 1 else ""
+        raise BeatlabError(
+            f"differs from the {spec.title}'s file{more}, and data fetch replaces no file it did "
+            "not write: move it away and run it again",
+            dest / foreign[0],
+        )
+    return missing
+
+
+def _check_ours(path: Path, agrees: Callable[[Path], bool], problem: str) -> None:
+    """Refuse a bookkeeping file already at `path` that says something other than ours."""
+    if path.exists() and not (path.is_file() and agrees(path)):
+        raise BeatlabError(f"{problem}; move it away and run data fetch again", path)
+
+
+def _agrees_with(sums: dict[str, str]) -> Callable[[Path], bool]:
+    """Whether a checksum list gives each of `sums`' files the same digest (PhysioNet's own list
+    of the database does, and may list more)."""
+
+    def agrees(path: Path) -> bool:
+        try:
+            theirs = load_checksums(path)
+        except BeatlabError:
+            return False
+        return all(theirs.get(name) == digest for name, digest in sums.items())
+
+    return agrees
+
+
+def _lines(path: Path) -> list[str]:
+    text = path.read_text("utf-8", errors="replace")
+    return sorted(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _checksums_for(
