@@ -60,14 +60,20 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def refuse_unless(path: Path, accepted: Callable[[Path], bool], problem: str) -> None:
+    """A file already at `path` that `accepted` does not recognise is an error naming it, before
+    any work: a command leaves alone what it cannot tell to be its own."""
+    if path.exists() and not (path.is_file() and accepted(path)):
+        raise BeatlabError(problem, path)
+
+
 def refuse_foreign(path: Path, ours: Callable[[Path], bool], what: str) -> None:
     """An output may replace only a file beatlab wrote, which `ours` recognises (a re-run
     updating its own `what`); any other file there, the command's own input say, is an error
     naming it before any work."""
-    if path.exists() and not (path.is_file() and ours(path)):
-        raise BeatlabError(
-            f"exists and is not {what} beatlab wrote: choose another name, or move it away", path
-        )
+    refuse_unless(
+        path, ours, f"exists and is not {what} beatlab wrote: choose another name, or move it away"
+    )
 
 
 def head_holds(path: Path, marks: tuple[bytes, ...], within: int = 4096) -> bool:

@@ -15,7 +15,6 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from beatlab.data.databases import MITDB, DatabaseSpec
 from beatlab.errors import BeatlabError
-from beatlab.io import atomic_path, sha256_file
+from beatlab.io import atomic_path, refuse_unless, sha256_file
 
 CHECKSUMS = "SHA256SUMS.txt"
 
@@ -91,12 +90,17 @@ def fetch_database(
     missing = _missing_files(dest, sums, spec)
     records = sorted({name[: -len(".hea")] for name in sums if name.endswith(".hea")})
     listed = "RECORDS" not in sums  # a listed RECORDS is fetched and verified like any other file
-    _check_ours(dest / CHECKSUMS, _agrees_with(sums), f"lists other checksums than {spec.name}'s")
+    again = "; move it away and run data fetch again"
+    refuse_unless(
+        dest / CHECKSUMS,
+        lambda path: _agrees(path, sums),
+        f"lists other checksums than {spec.name}'s{again}",
+    )
     if listed:
-        _check_ours(
+        refuse_unless(
             dest / "RECORDS",
-            lambda p: _lines(p) == records,
-            f"lists other records than {spec.name}'s",
+            lambda path: _lines(path) == records,
+            f"lists other records than {spec.name}'s{again}",
         )
     dest.mkdir(parents=True, exist_ok=True)
     if not (dest / CHECKSUMS).exists():  # first: `data build` can tell a partial fetch
@@ -130,13 +134,8 @@ def fetch_database(
 def _missing_files(dest: Path, sums: dict[str, str], spec: DatabaseSpec) -> set[str]:
     """The listed files `dest` lacks; one it holds that differs from the list is someone's file,
     which a fetch must not replace (it writes only verified files, so never leaves one)."""
-    missing, foreign = set(), []
-    for name, expected in sums.items():
-        target = dest / name
-        if not target.exists():
-            missing.add(name)
-        elif not target.is_file() or sha256_file(target) != expected:
-            foreign.append(name)
+    stale = verify_database(dest, sums, spec=spec)
+    foreign = [name for name in stale if (dest / name).exists()]
     if foreign:
         more = f" (and {len(foreign) - 1} other file(s) here)" if len(foreign) > 1 else ""
         raise BeatlabError(
@@ -144,27 +143,17 @@ def _missing_files(dest: Path, sums: dict[str, str], spec: DatabaseSpec) -> set[
             "not write: move it away and run it again",
             dest / foreign[0],
         )
-    return missing
+    return set(stale)
 
 
-def _check_ours(path: Path, agrees: Callable[[Path], bool], problem: str) -> None:
-    """Refuse a bookkeeping file already at `path` that says something other than ours."""
-    if path.exists() and not (path.is_file() and agrees(path)):
-        raise BeatlabError(f"{problem}; move it away and run data fetch again", path)
-
-
-def _agrees_with(sums: dict[str, str]) -> Callable[[Path], bool]:
+def _agrees(path: Path, sums: dict[str, str]) -> bool:
     """Whether a checksum list gives each of `sums`' files the same digest (PhysioNet's own list
     of the database does, and may list more)."""
-
-    def agrees(path: Path) -> bool:
-        try:
-            theirs = load_checksums(path)
-        except BeatlabError:
-            return False
-        return all(theirs.get(name) == digest for name, digest in sums.items())
-
-    return agrees
+    try:
+        theirs = load_checksums(path)
+    except BeatlabError:
+        return False
+    return all(theirs.get(name) == digest for name, digest in sums.items())
 
 
 def _lines(path: Path) -> list[str]:
