@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from beatlab.data.build import channel_leads, read_header, read_lead, read_record
+from beatlab.data.build import Record, channel_leads, read_header, read_lead, read_record
 from beatlab.data.databases import MITDB
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout, segment_leads
@@ -60,16 +60,22 @@ def shift_stability(run: Run, data_dir: Path, records: tuple[str, ...], shift: i
     return same / total
 
 
+def record_signals(data_dir: Path, name: str, lead: str | None) -> tuple[Record, list[np.ndarray]]:
+    """A MIT-BIH record read for a run's `lead` (channels joined by '|'): its beats and first
+    lead, and the signal of every channel."""
+    first, *others = channel_leads(lead)
+    base = data_dir / "mitdb" / name
+    rec = read_record(base.parent, name, MITDB, first)
+    header = read_header(base)
+    return rec, [rec.signal] + [read_lead(base, header, MITDB.leads, o)[0] for o in others]
+
+
 def shift_counts(run: Run, data_dir: Path, records: tuple[str, ...], shift: int) -> tuple[int, int]:
     """Annotated beats of MIT-BIH `records` that keep their class under the shift, and all."""
     params = get_layout(run.config.layout)
     same = total = 0
-    first, *others = channel_leads(run.config.lead)
     for name in records:
-        base = data_dir / "mitdb" / name
-        rec = read_record(base.parent, name, MITDB, first)  # its beats and the first lead
-        header = read_header(base)
-        signals = [rec.signal] + [read_lead(base, header, MITDB.leads, o)[0] for o in others]
+        rec, signals = record_signals(data_dir, name, run.config.lead)
         classes = []
         for offset in (0, -shift, shift):
             peaks = np.clip(rec.peaks + offset, 0, len(rec.signal) - 1)

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from patient_cv import fold_ensembles  # beside this script
+from generalization import record_signals  # beside this script
+from patient_cv import fold_ensembles
 
 from beatlab import CLASSES
-from beatlab.data.build import channel_leads, read_header, read_lead, read_record
-from beatlab.data.databases import MITDB
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout, segment_leads
 from beatlab.deploy.predict import classify
@@ -46,13 +45,9 @@ def excerpt_tallies(
     """One row per annotated beat of `excerpts` random excerpts of each record: its position in
     the excerpt, its label and its class under each `rr_edge` reading."""
     params = get_layout(run.config.layout)
-    first, *others = channel_leads(run.config.lead)
     rows = []
     for name in records:
-        rec = read_record(data_dir / "mitdb", name, MITDB, first)
-        base = data_dir / "mitdb" / name
-        header = read_header(base)
-        signals = [rec.signal] + [read_lead(base, header, MITDB.leads, o)[0] for o in others]
+        rec, signals = record_signals(data_dir, name, run.config.lead)
         n = int(seconds * rec.fs)
         for start in rng.integers(0, len(rec.signal) - n, excerpts):
             inside = (rec.peaks >= start) & (rec.peaks < start + n)
