@@ -151,13 +151,17 @@ def _agrees(path: Path, sums: dict[str, str]) -> bool:
     of the database does, and may list more)."""
     try:
         theirs = load_checksums(path)
-    except BeatlabError:
+    except (BeatlabError, OSError):  # unreadable: not a list that agrees
         return False
     return all(theirs.get(name) == digest for name, digest in sums.items())
 
 
-def _lines(path: Path) -> list[str]:
-    text = path.read_text("utf-8", errors="replace")
+def _lines(path: Path) -> list[str] | None:
+    """A RECORDS file's names, sorted (None where it cannot be read)."""
+    try:
+        text = path.read_text("utf-8", errors="replace")
+    except OSError:
+        return None
     return sorted(line.strip() for line in text.splitlines() if line.strip())
 
 
