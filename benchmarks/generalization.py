@@ -26,7 +26,7 @@ import pandas as pd
 from beatlab.data.build import Record, channel_leads, read_header, read_lead, read_record
 from beatlab.data.databases import MITDB
 from beatlab.data.dataset import resolve_data_dir
-from beatlab.data.layouts import get_layout, segment_leads
+from beatlab.data.layouts import segment_leads
 from beatlab.deploy.predict import classify
 from beatlab.errors import BeatlabError, script
 from beatlab.training.config import load_config
@@ -72,7 +72,7 @@ def record_signals(data_dir: Path, name: str, lead: str | None) -> tuple[Record,
 
 def shift_counts(run: Run, data_dir: Path, records: tuple[str, ...], shift: int) -> tuple[int, int]:
     """Annotated beats of MIT-BIH `records` that keep their class under the shift, and all."""
-    params = get_layout(run.config.layout)
+    params = run.layout
     same = total = 0
     for name in records:
         rec, signals = record_signals(data_dir, name, run.config.lead)

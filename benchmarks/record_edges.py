@@ -24,7 +24,7 @@ from patient_cv import fold_ensembles
 
 from beatlab import CLASSES
 from beatlab.data.dataset import resolve_data_dir
-from beatlab.data.layouts import get_layout, segment_leads
+from beatlab.data.layouts import segment_leads
 from beatlab.deploy.predict import classify
 from beatlab.errors import script
 from beatlab.training.runs import Run
@@ -44,7 +44,7 @@ def excerpt_tallies(
 ) -> pd.DataFrame:
     """One row per annotated beat of `excerpts` random excerpts of each record: its position in
     the excerpt, its label and its class under each `rr_edge` reading."""
-    params = get_layout(run.config.layout)
+    params = run.layout
     rows = []
     for name in records:
         rec, signals = record_signals(data_dir, name, run.config.lead)

@@ -4,6 +4,8 @@ evaluation, the centred layout end to end, and cross-database evaluation."""
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,9 @@ import torch
 import wfdb
 from conftest import REAL_FORMATS, run_cli, write_record
 
+from beatlab.data import layouts
 from beatlab.data.databases import MITDB
+from beatlab.deploy.export import exported_metadata
 from beatlab.training.augment import augment
 from beatlab.training.config import TrainConfig
 from beatlab.training.crossdb import trained_on
@@ -137,6 +141,72 @@ def test_centred_run_predicts_records_and_refuses_kachuee_files(
             *("evaluate", str(run), "--test-file", str(REAL_FORMATS / "mitbih_train_sample.csv")),
         )
         assert code == 2 and "trained on the centred layout" in err
+
+
+def test_a_run_reads_records_as_it_was_trained_after_the_layout_changes(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """run.json keeps every parameter of the run's layout; predict, evaluate and export read
+    with them, not with whatever a later beatlab registers under the layout's name."""
+    root, runs = tiny_mitdb.parent, tmp_path / "runs"
+    code, _, err = run_cli(
+        capsys,
+        *("train", "--data-dir", str(root), "--runs-dir", str(runs), "--name", "c"),
+        *("--epochs", "1", "--tracking-uri", "none", "--set", "layout=centred"),
+        *("--set", "use_rr=true"),
+    )
+    assert code == 0, err
+    info_path = runs / "c" / "run.json"
+    info = json.loads(info_path.read_text())
+    assert info["dataset"]["layout_params"] == asdict(layouts.CENTRED)
+
+    def outputs(tag: str) -> tuple[str, dict[str, Any]]:
+        out = tmp_path / f"{tag}.csv"
+        predict = ("predict", "--run", str(runs / "c"), "--record", str(tiny_mitdb / "100"))
+        code, _, err = run_cli(capsys, *predict, "--out", str(out))
+        assert code == 0, err
+        code, _, err = run_cli(capsys, "evaluate", str(runs / "c"), "--data-dir", str(root))
+        assert code == 0, err
+        return out.read_text(), json.loads((runs / "c" / "metrics.json").read_text())["test"]
+
+    before = outputs("before")
+    later = replace(layouts.CENTRED, before_s=0.1, rr_edge="neighbour")  # a later beatlab's
+    monkeypatch.setitem(layouts._LAYOUTS, "centred", later)
+    assert outputs("after") == before
+    code, _, err = run_cli(
+        capsys, "export", "--run", str(runs / "c"), "--out", str(tmp_path / "c.onnx")
+    )
+    assert code == 0, err
+    stored = exported_metadata(tmp_path / "c.onnx", "onnx")["layout_params"]
+    assert stored == asdict(layouts.CENTRED)
+
+    twin = runs / "c2"
+    shutil.copytree(runs / "c", twin)
+    info["dataset"]["layout_params"]["rr_edge"] = "neighbour"
+    (twin / "run.json").write_text(json.dumps(info))
+    code, _, err = run_cli(
+        capsys, "ensemble", str(runs / "c"), str(twin), "--runs-dir", str(runs), "--name", "e"
+    )
+    assert code == 2 and "reads its centred beats with other parameters" in err
+    assert len(err.strip().splitlines()) == 1 and not (runs / "e").exists()
+
+    for bad, problem in [
+        ({**info["dataset"]["layout_params"], "fs": "250"}, "'layout_params': fs"),
+        ({"name": "kachuee"}, "not a table of the centred layout's parameters"),
+        ({**info["dataset"]["layout_params"], "rr_mean": True}, "'layout_params': rr_mean"),
+    ]:
+        info["dataset"]["layout_params"] = bad
+        info_path.write_text(json.dumps(info))
+        code, _, err = run_cli(
+            capsys,
+            *("predict", "--run", str(runs / "c"), "--record", str(tiny_mitdb / "100")),
+            *("--out", str(tmp_path / "bad.csv")),
+        )
+        assert code == 2 and problem in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "bad.csv").exists()
+    del info["dataset"]["layout_params"]  # a run from before runs stored them
+    info_path.write_text(json.dumps(info))
+    assert outputs("older")[0] != before[0]  # reads the layout as registered now
 
 
 def test_cross_database_evaluation(

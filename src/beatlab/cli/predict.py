@@ -193,7 +193,7 @@ def export(
             fmt,
             target,
             name=run.name,
-            layout=trained.config.layout,
+            layout=trained.layout,
         )
         diff = max_difference(trained.model, path, fmt)
         console.print(
@@ -202,7 +202,7 @@ def export(
         )
         return
     check_quantizable(trained.model)  # before the training beats are read
-    ds = dataset_for(trained.config)
+    ds = dataset_for(trained.config, trained.layout)
     path = export_int8(
         trained.model,
         trained.classes,
@@ -211,7 +211,7 @@ def export(
         ds.train.rr,
         name=run.name,
         seed=trained.config.seed,
-        layout=trained.config.layout,
+        layout=trained.layout,
     )
     check = compare_int8(trained.model, path, ds.valid, trained.classes)
     console.print(

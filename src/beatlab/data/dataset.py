@@ -13,7 +13,7 @@ from beatlab import CLASSES
 from beatlab.data.balance import balance as balance_beats
 from beatlab.data.build import Beats, ensure_channel_beats, record_patients
 from beatlab.data.databases import MITDB, DatabaseSpec, parse_databases
-from beatlab.data.layouts import get_layout
+from beatlab.data.layouts import BuildParams, get_layout
 from beatlab.data.splits import PARTS, split_indices
 from beatlab.errors import BeatlabError
 
@@ -67,13 +67,14 @@ class Dataset:
 def load_beats_of(
     data_dir: Path | None = None,
     db: str = "mitdb",
-    layout: str = "kachuee",
+    layout: str | BuildParams = "kachuee",
     lead: str | None = None,
 ) -> tuple[Beats, list[Path], np.ndarray, tuple[DatabaseSpec, ...]]:
     """The built beats of one database or several pooled (`mitdb,svdb`), with their caches,
-    each beat's patient and the specs. Pooled records are named `<db>:<record>`."""
+    each beat's patient and the specs, in a registered layout (by name) or a run's own
+    (`BuildParams`). Pooled records are named `<db>:<record>`."""
     specs = parse_databases(db)
-    params = get_layout(layout)
+    params = get_layout(layout) if isinstance(layout, str) else layout
     root = resolve_data_dir(data_dir)
     parts, caches, patients = [], [], []
     for spec in specs:
@@ -117,7 +118,7 @@ def load_dataset(
     data_dir: Path | None = None,
     *,
     db: str = "mitdb",
-    layout: str = "kachuee",
+    layout: str | BuildParams = "kachuee",
     lead: str | None = None,
     split: str = "intra",
     balance: str = "none",
@@ -146,7 +147,7 @@ def load_dataset(
     train, info = balance_beats(beats.take(index["train"]), balance, seed, len(CLASSES))
     meta = {
         "source": ",".join(s.name for s in specs),
-        "layout": layout,
+        "layout": layout if isinstance(layout, str) else layout.name,
         "lead": lead,
         "cache": ",".join(str(c.resolve()) for c in caches),
         "split": split,

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -308,6 +310,38 @@ def get_layout(name: str) -> BuildParams:
     if name not in _LAYOUTS:
         raise unknown("beat layout", name, list_layouts())
     return _LAYOUTS[name]
+
+
+def layout_params(params: BuildParams) -> dict[str, Any]:
+    """A layout's parameters as a run stores them (run.json's dataset "layout_params")."""
+    return asdict(params)
+
+
+def stored_layout(stored: Any, name: str, source: Path | str | None = None) -> BuildParams:
+    """The layout a run was trained on, from the parameters it stored, so that it reads new
+    records as it read its training beats even after the registered layout changes (a field a
+    later beatlab adds defaults to the earlier reading). A run from before runs stored them
+    (`stored` None) reads the layout as registered now."""
+    if stored is None:
+        return get_layout(name)
+    kinds = {f.name: type(getattr(BuildParams(), f.name)) for f in fields(BuildParams)}
+    bad = (
+        [f"not a table of the {name} layout's parameters"]
+        if not isinstance(stored, dict) or stored.get("name") != name
+        else [
+            key
+            for key, value in stored.items()
+            if key not in kinds
+            or type(value) is not kinds[key]
+            and not (kinds[key] is float and type(value) is int)
+        ]
+    )
+    if bad:
+        raise BeatlabError(f"'layout_params': {', '.join(map(str, bad))}", source)
+    params = BuildParams(**stored)
+    if params.method not in SEGMENTERS:
+        raise BeatlabError(f"'layout_params': unknown method {params.method!r}", source)
+    return params
 
 
 def beat_span(params: BuildParams, fs: float) -> tuple[int, int]:

@@ -29,6 +29,7 @@ from scipy.special import softmax
 
 from beatlab import BEAT_LENGTH, __version__
 from beatlab.data.build import Beats
+from beatlab.data.layouts import KACHUEE, BuildParams, layout_params
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
@@ -60,16 +61,18 @@ def example_inputs(model: BeatModel, batch: int = 2) -> tuple[torch.Tensor, ...]
 
 
 def export_metadata(
-    model: BeatModel, classes: tuple[str, ...], name: str, layout: str = "kachuee"
+    model: BeatModel, classes: tuple[str, ...], name: str, layout: BuildParams = KACHUEE
 ) -> dict[str, Any]:
     """What an exported file carries about itself, so a deployment can check what it holds:
-    the beat layout too, since the same shapes in another layout mean other beats."""
+    the beat layout too, with every parameter of it, since the same shapes in another layout
+    mean other beats."""
     return {
         "model": model.name,
         "run": name,
         "classes": list(classes),
         "inputs": input_names(model),
-        "layout": layout,
+        "layout": layout.name,
+        "layout_params": layout_params(layout),
         "beat_shape": list(model.beat_shape),
         "beatlab_version": __version__,
     }
@@ -81,7 +84,7 @@ def export_model(
     fmt: str,
     out: Path,
     name: str = "",
-    layout: str = "kachuee",
+    layout: BuildParams = KACHUEE,
 ) -> Path:
     """Write `model` (in eval mode) as `fmt` to `out`, atomically; returns `out`."""
     if fmt not in EXPORT_FILES:
@@ -116,7 +119,7 @@ def export_int8(
     rr: np.ndarray,
     name: str = "",
     seed: int = 0,
-    layout: str = "kachuee",
+    layout: BuildParams = KACHUEE,
 ) -> Path:
     """Write an int8 ONNX copy of `model` to `out`: int8 weights and uint8 activations (QDQ),
     the activation ranges calibrated on a seeded sample of `beats` (training beats, never test).
@@ -182,6 +185,12 @@ def runner_for(run: Run, path: Path, workers: int | None = None) -> OnnxRunner:
     theirs["beat_shape"] = theirs["beat_shape"] or [BEAT_LENGTH]  # before ensembles of leads
     if theirs != ours:
         raise BeatlabError(f"exported from {theirs}, but run {run.path.name} is {ours}", path)
+    if runner.metadata.get("layout_params", layout_params(run.layout)) != layout_params(run.layout):
+        raise BeatlabError(
+            f"exported with other {run.layout.name} layout parameters than run {run.path.name} "
+            "reads its beats with",
+            path,
+        )
     return runner
 
 

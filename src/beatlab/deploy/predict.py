@@ -41,7 +41,7 @@ from beatlab.data.databases import (
     parse_databases,
 )
 from beatlab.data.formats import NO_RR, detect_format, read_beats
-from beatlab.data.layouts import FILE_LAYOUTS, get_layout, over_invalid, segment_clear
+from beatlab.data.layouts import FILE_LAYOUTS, over_invalid, segment_clear
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
@@ -242,7 +242,7 @@ def predict_record(
     annotations = base.with_suffix(f".{annotator}")
     if annotator != "atr" and not annotations.exists():
         raise BeatlabError(f"no .{annotator} annotation file beside the record", annotations)
-    params = get_layout(run.config.layout)
+    params = run.layout
     choices = record_leads(run, lead)
     if params.first_lead and not lead:
         choices[0] = tuple(header.sig_name[:1])

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from beatlab.data.build import Beats  # noqa: E402
+from beatlab.data.layouts import KACHUEE, BuildParams  # noqa: E402
 from beatlab.errors import BeatlabError  # noqa: E402
 from beatlab.reporting.document import Block, Figure, Heading, Text  # noqa: E402
 from beatlab.reporting.figures import _save  # noqa: E402
@@ -41,7 +42,7 @@ def test_beats(run: Run) -> tuple[Beats, Beats, np.ndarray]:
     from beatlab.training.data import dataset_for
     from beatlab.training.trainer import Tensors, predict_proba
 
-    ds = dataset_for(run.config.updated({"limit": None, "balance": "none"}))
+    ds = dataset_for(run.config.updated({"limit": None, "balance": "none"}), run.layout)
     if ds.classes != run.classes:
         raise BeatlabError(f"the run's test beats have classes {ds.classes}", run.path)
     beats = ds.test
@@ -59,11 +60,8 @@ def test_beats(run: Run) -> tuple[Beats, Beats, np.ndarray]:
     return beats, searched, proba
 
 
-def beat_time(length: int, layout: str) -> np.ndarray:
-    """Seconds from the R peak of each sample of a beat in `layout` (kachuee starts at R)."""
-    from beatlab.data.layouts import get_layout
-
-    params = get_layout(layout)
+def beat_time(length: int, params: BuildParams) -> np.ndarray:
+    """Seconds from the R peak of each sample of a beat in a layout (kachuee starts at R)."""
     return (np.arange(length) - round(params.before_s * params.fs)) / params.fs
 
 
@@ -94,7 +92,7 @@ def plot_class(
     k: int,
     typicals: list[tuple[np.ndarray, int] | None],
     path: Path,
-    layout: str = "kachuee",
+    layout: BuildParams = KACHUEE,
 ) -> int:
     """One class: its typical beat and band, then its errors (among the `searched` beats, with
     their probabilities) each over the typical beat of the class taken instead. Returns how many
@@ -165,7 +163,7 @@ def beat_gallery(run: Run, label: str, new_figure: Callable[[str], Path]) -> lis
         if typicals[k] is None:
             continue
         path = new_figure(f"{label}-beats-{name}")
-        shown = plot_class(searched, proba, classes, k, typicals, path, run.config.layout)
+        shown = plot_class(searched, proba, classes, k, typicals, path, run.layout)
         blocks.append(
             Figure(path.name, f"class {name}: typical beat and {shown} misclassified beats")
         )

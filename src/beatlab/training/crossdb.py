@@ -25,7 +25,6 @@ from beatlab.data.build import (
 )
 from beatlab.data.databases import get_database
 from beatlab.data.dataset import resolve_data_dir
-from beatlab.data.layouts import get_layout
 from beatlab.errors import BeatlabError
 from beatlab.models.ensemble import members_reading, over_leads
 from beatlab.training.config import TrainConfig
@@ -93,7 +92,7 @@ def evaluate_database(
         raise BeatlabError(
             f"the run was trained on {db}; evaluate it with its own test part instead", run_dir
         )
-    root, params = resolve_data_dir(data_dir), get_layout(run.config.layout)
+    root, params = resolve_data_dir(data_dir), run.layout
     channels = channel_leads(asked_lead(run.config.lead, lead))
     have = database_leads(root / spec.name) if over_leads(run.model) else set()
     choices = [

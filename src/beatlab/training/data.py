@@ -11,7 +11,7 @@ from beatlab.data.balance import balance as balance_beats
 from beatlab.data.build import Beats
 from beatlab.data.dataset import Dataset, load_dataset
 from beatlab.data.formats import NO_RR, read_beats
-from beatlab.data.layouts import FILE_LAYOUTS
+from beatlab.data.layouts import FILE_LAYOUTS, BuildParams, get_layout, layout_params
 from beatlab.data.splits import carve
 from beatlab.errors import BeatlabError
 from beatlab.output import warn
@@ -113,8 +113,12 @@ def file_dataset(config: TrainConfig) -> Dataset:
     return Dataset(train, valid, test, classes=classes, meta=meta)
 
 
-def dataset_for(config: TrainConfig) -> Dataset:
-    """The dataset of a config, with the training part cut to `limit` beats if set."""
+def dataset_for(config: TrainConfig, layout: BuildParams | None = None) -> Dataset:
+    """The dataset of a config, with the training part cut to `limit` beats if set; its beats
+    in `layout` (a run's stored layout) or the config's layout as registered. The layout's
+    parameters go into `meta`, and so into run.json, for the run to read new records the same
+    way whatever a later beatlab registers."""
+    params = layout or get_layout(config.layout)
     if config.train_file:
         if config.hparams.get("use_rr"):
             raise BeatlabError(NO_RR, config.train_file)
@@ -131,7 +135,7 @@ def dataset_for(config: TrainConfig) -> Dataset:
         ds = load_dataset(
             Path(config.data_dir) if config.data_dir else None,
             db=config.db,
-            layout=config.layout,
+            layout=params,
             lead=config.lead,
             split=config.split,
             balance=config.built_balance,
@@ -141,6 +145,7 @@ def dataset_for(config: TrainConfig) -> Dataset:
             valid_fold=config.valid_fold,
             validate=config.validate,
         )
+    ds.meta["layout_params"] = layout_params(params)
     return apply_limit(ds, config.limit, config.seed)
 
 

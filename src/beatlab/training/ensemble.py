@@ -99,6 +99,14 @@ def build_ensemble(
                 run.path,
             )
     config = ensemble_config([run.config for run in runs], members)
+    for run in runs[1:]:
+        if run.layout != runs[0].layout:
+            raise BeatlabError(
+                f"reads its {run.config.layout} beats with other parameters than "
+                f"{members[0].name} (layout_params in run.json: trained with another beatlab); "
+                "members of an ensemble need the same beats",
+                run.path / RUN,
+            )
     if decision_weights is not None:
         config = config.updated({"hparams": {"decision_weights": decision_weights}})
         config.check("--decision-weights")

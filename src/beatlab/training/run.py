@@ -341,7 +341,7 @@ def evaluate_run(
             )
         plain = {"balance": "none", "sampler": "full"}  # only the training part is balanced
         whole = {"limit": None, **({} if part == "train" else plain)}
-        ds = dataset if dataset is not None else dataset_for(run.config.updated(whole))
+        ds = dataset if dataset is not None else dataset_for(run.config.updated(whole), run.layout)
         beats, classes, where = ds.part(part), ds.classes, run_dir
     if classes != run.classes:
         raise BeatlabError(

@@ -35,6 +35,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from beatlab.data.layouts import BuildParams, stored_layout
 from beatlab.errors import BeatlabError, brief
 from beatlab.io import writing
 from beatlab.models import BeatModel, create_model
@@ -258,6 +259,11 @@ class Run:
     info: dict[str, Any]
 
     @property
+    def layout(self) -> BuildParams:
+        """The beat layout the run was trained on, as it stored it (`run_layout`)."""
+        return run_layout(self.config, self.info, self.path / RUN)
+
+    @property
     def metrics(self) -> dict[str, Any]:
         path = self.path / METRICS
         return read_json(path) if path.exists() else {}
@@ -273,6 +279,14 @@ def load_run(run_dir: Path) -> Run:
         run_dir, config, len(classes), members, info.get("channels"), info.get("member_weights")
     )
     return Run(run_dir, config, classes, model, info)
+
+
+def run_layout(config: TrainConfig, info: dict[str, Any], source: Path) -> BuildParams:
+    """The layout's parameters stored in run.json's dataset, or the registered layout of the
+    config's name for a run from before runs stored them."""
+    dataset = info.get("dataset")
+    stored = dataset.get("layout_params") if isinstance(dataset, dict) else None
+    return stored_layout(stored, config.layout, source)
 
 
 def is_ensemble(info: dict[str, Any]) -> bool:
@@ -303,6 +317,7 @@ def read_run_files(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
     weights = info.get("member_weights", [])
     if not (isinstance(weights, list) and all(isinstance(w, int | float) for w in weights)):
         raise BeatlabError("'member_weights' must be a list of numbers", run_dir / RUN)
+    run_layout(config, info, run_dir / RUN)
     return config, info
 
 
