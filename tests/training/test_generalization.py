@@ -284,16 +284,29 @@ def test_cross_database_evaluation(
     assert code == 2 and "--annotator applies to --records" in err
     code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--detector")
     assert code == 2 and "--detector applies to --records" in err
+    ann = wfdb.rdann(str(edb / "e0104"), "atr")  # a beat left unannotated: a false detection
+    keep = np.arange(len(ann.sample)) != 3
+    wfdb.wrann(
+        "e0104", "atr", ann.sample[keep], np.array(ann.symbol)[keep].tolist(), write_dir=str(edb)
+    )
     code, out, err = run_cli(capsys, *evaluate_edb, "--lead", "MLIII", "--detector")
     assert code == 0, err
     found = json.loads((runs / "m" / "metrics.json").read_text())[f"records:{edb.resolve()}"]
-    assert found["detection"]["annotated"] == 50 and found["detection"]["Se"] > 0.9
-    assert found["n"] == round(found["detection"]["Se"] * 50)  # classes: on the beats found
-    assert "detector vs annotations: Se" in out
+    detection = found["detection"]
+    assert detection["annotated"] == 49 and detection["Se"] > 0.9
+    assert found["n"] == round(detection["Se"] * 49)  # classes: on the beats found
+    false = detection["false_called"]
+    assert sum(false.values()) == detection["detected"] - found["n"] >= 1
+    cm = np.array(found["confusion_matrix"])
+    for i, (c, precise) in enumerate(detection["+P_counting_false"].items()):  # EC57's +P
+        called = cm[:, i].sum() + false[c]
+        assert precise == (cm[i, i] / called if called else None)
+    assert "detector vs annotations: Se" in out and "false detections (" in out
     code, _, err = run_cli(capsys, "report", str(runs / "m"), "--out", str(tmp_path / "report"))
     assert code == 0, err
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"Cross-database: the records of {edb}, beats by the QRS detector" in report
+    assert "The false detections (" in report and "+P counting them" in report
     assert (
         "Cross-database: MIT-BIH Supraventricular" in report and "Beats found by the QRS" in report
     )

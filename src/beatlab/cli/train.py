@@ -255,7 +255,7 @@ def evaluate(
     if detector and records is None:
         raise BeatlabError("--detector applies to --records")
     if db is not None or records is not None:
-        from beatlab.training.crossdb import evaluate_database, evaluate_records
+        from beatlab.training.crossdb import evaluate_database, evaluate_records, false_detections
 
         metrics = (
             evaluate_records(run, records, lead, annotator, detector)
@@ -271,6 +271,7 @@ def evaluate(
                 f"annotated beats, +P {found['+P']:.4f} of {found['detected']:,} detections; "
                 "classes scored on the detections that hit an annotated beat"
             )
+            console.print(false_detections(found))
         if "note" in metrics:
             console.print(f"[yellow]{metrics['note']}[/]")
     else:

@@ -40,6 +40,7 @@ from beatlab.reporting.gallery import beat_gallery
 from beatlab.reporting.provenance import provenance
 from beatlab.reporting.sources import STUDY_COLUMNS, Experiment, load_source, plain, show
 from beatlab.training.config import TrainConfig
+from beatlab.training.crossdb import false_detections
 from beatlab.training.metrics import per_class_rows
 from beatlab.training.plots import plot_confusion, plot_history
 from beatlab.training.runs import HISTORY, Run, is_ensemble
@@ -317,7 +318,8 @@ def _cross_database(
                 f"Beats found by the QRS detector: Se {_score(found['Se'])} of "
                 f"{found['annotated']:,} annotated beats, +P {_score(found['+P'])} of "
                 f"{found['detected']:,} detections; classes scored on the detections that found "
-                "an annotated beat."
+                f"an annotated beat."
+                + (f" The {false_detections(found)}." if "false_called" in found else "")
             )
         )
     _classification(doc, figures, label, metrics, part)

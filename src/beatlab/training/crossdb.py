@@ -130,6 +130,15 @@ def store(run_dir: Path, key: str, metrics: dict[str, Any]) -> None:
     write_json(run_dir / METRICS, stored)
 
 
+def false_detections(found: dict[str, Any]) -> str:
+    """One sentence on the detections without an annotated beat: the classes they were given,
+    and each class's +P counting them (as EC57's gross +P does)."""
+    false, counted = found.get("false_called", {}), found.get("+P_counting_false", {})
+    given = ", ".join(f"{c} {n:,}" for c, n in false.items())
+    precise = ", ".join(f"{c} {p:.4f}" for c, p in counted.items() if p is not None)
+    return f"false detections ({sum(false.values()):,}) called {given}; +P counting them: {precise}"
+
+
 def evaluate_records(
     run_dir: Path,
     folder: Path,
@@ -143,7 +152,8 @@ def evaluate_records(
     its `annotator` file; records without that file are left out and named. With `detector`,
     the beats are the QRS detector's, as on a recording without annotations: the classes are
     scored on the detections that hit an annotated beat, and the detection itself by Se / +P
-    ("detection")."""
+    ("detection"), with the classes the false detections were given and each class's +P
+    counting them as EC57 does (a V called where there is no beat is a false V)."""
     from rich.progress import track
 
     from beatlab.deploy.predict import check_annotator, predict_record
@@ -175,11 +185,22 @@ def evaluate_records(
     if detector:
         beats = sum(r.matched_against for _, r in parts)
         found, detected = int(known.sum()), len(known)
+        k = len(run.classes)
+        called = np.bincount(proba.argmax(axis=1), minlength=k)
+        hits = np.bincount(y[proba.argmax(axis=1) == y], minlength=k)
+        false = np.bincount(
+            np.concatenate([r.proba[~r.known].argmax(axis=1) for _, r in parts]), minlength=k
+        )
         metrics["detection"] = {
             "annotated": beats,
             "detected": detected,
             "Se": found / beats if beats else None,
             "+P": found / detected if detected else None,
+            "false_called": dict(zip(run.classes, false.tolist(), strict=True)),
+            "+P_counting_false": {
+                c: int(hits[i]) / int(called[i] + false[i]) if called[i] + false[i] else None
+                for i, c in enumerate(run.classes)
+            },
         }
     metrics["database"] = f"the records of {folder}" + (
         ", beats by the QRS detector" if detector else ""
