@@ -28,23 +28,44 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import GroupKFold
 
-from beatlab.data.build import channel_leads, ensure_channel_beats
-from beatlab.data.databases import MITDB
+from beatlab.data.build import Beats, channel_leads, ensure_channel_beats
+from beatlab.data.databases import MITDB, get_database
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import get_layout
 from beatlab.errors import script
 
 
-def held_out_proba(x: np.ndarray, y: np.ndarray, patients: np.ndarray) -> np.ndarray:
-    """Each beat's class probabilities from the fold whose model never saw its patient."""
+def held_out_proba(
+    x: np.ndarray,
+    y: np.ndarray,
+    patients: np.ndarray,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Each beat's class probabilities from the fold whose model never saw its patient; the
+    `extra` beats (features, labels: another database's patients) train in every fold."""
     proba = np.zeros((len(y), int(y.max()) + 1))
     for train, test in GroupKFold(n_splits=5).split(x, y, patients):
         model = HistGradientBoostingClassifier(
             class_weight="balanced", max_iter=150, random_state=0
         )
-        model.fit(x[train], y[train])
+        xs, ys = x[train], y[train]
+        if extra is not None:
+            xs, ys = np.vstack([xs, extra[0]]), np.concatenate([ys, extra[1]])
+        model.fit(xs, ys)
         proba[np.ix_(test, model.classes_)] = model.predict_proba(x[test])
     return proba
+
+
+def features(beats: Beats, keep: np.ndarray | None, which: str | int) -> np.ndarray:
+    """The learner's rows: R-R only, or R-R plus every 6th sample of lead `which` (an index)
+    or of every lead, of the beats `keep` flags (all where None)."""
+    beats = beats if keep is None else beats.take(np.flatnonzero(keep))
+    leads = beats.x[:, None] if beats.x.ndim == 2 else beats.x
+    if which == "rr":
+        return beats.rr
+    if which == "every":
+        return np.hstack([beats.rr, leads[:, :, ::6].reshape(len(leads), -1)])
+    return np.hstack([beats.rr, leads[:, int(which), ::6]])
 
 
 def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -76,32 +97,49 @@ def main() -> None:
         "has; several leads joined by '|' (\"|V1,V2,V4,V5\") add a row per lead, one with the "
         "beats of every lead, and one averaging the per-lead learners' probabilities",
     )
+    parser.add_argument(
+        "--also-train",
+        metavar="DB",
+        default=None,
+        help="another database whose every patient joins each fold's training part (never "
+        "scored): what more training patients are worth to DS1's held-out ones",
+    )
     args = parser.parse_args()
-    rows = []
+    root, rows = resolve_data_dir(args.data_dir), []
     for name in args.layouts:
-        beats, _, _ = ensure_channel_beats(
-            resolve_data_dir(args.data_dir), get_layout(name), lead=args.lead
+        beats, _, _ = ensure_channel_beats(root, get_layout(name), lead=args.lead)
+        more = (
+            ensure_channel_beats(
+                root, get_layout(name), db=get_database(args.also_train), lead=args.lead
+            )[0]
+            if args.also_train
+            else None
         )
         ds1 = np.isin(beats.record, MITDB.splits["inter"].train)
-        y, rr = beats.y[ds1], beats.rr[ds1]
+        y = beats.y[ds1]
         patients = np.array([MITDB.patient(r) for r in beats.record[ds1]])
-        leads = beats.x[ds1][:, None] if beats.x.ndim == 2 else beats.x[ds1]
-        variants = {"rr": {"R-R only": rr}, "beat": {}}
+        n_leads = 1 if beats.x.ndim == 2 else beats.x.shape[1]
+        kinds: dict[str, dict[str, str | int]] = {"rr": {"R-R only": "rr"}, "beat": {}}
         for i, lead in enumerate(channel_leads(args.lead)):
-            which = f", lead {lead or 'preferred'}" if len(leads[0]) > 1 else ""
-            variants["beat"][f"R-R + beat{which}"] = np.hstack([rr, leads[:, i, ::6]])
-        if len(leads[0]) > 1:
-            every = leads[:, :, ::6].reshape(len(y), -1)
-            variants["beat"]["R-R + beats of every lead"] = np.hstack([rr, every])
-        chosen = list(variants) if args.features == "both" else [args.features]
+            which = f", lead {lead or 'preferred'}" if n_leads > 1 else ""
+            kinds["beat"][f"R-R + beat{which}"] = i
+        if n_leads > 1:
+            kinds["beat"]["R-R + beats of every lead"] = "every"
+        chosen = list(kinds) if args.features == "both" else [args.features]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for key in chosen:
                 probas = {
-                    label: held_out_proba(x, y, patients) for label, x in variants[key].items()
+                    label: held_out_proba(
+                        features(beats, ds1, which),
+                        y,
+                        patients,
+                        None if more is None else (features(more, None, which), more.y),
+                    )
+                    for label, which in kinds[key].items()
                 }
-                if key == "beat" and len(leads[0]) > 1:
-                    per_lead = list(probas.values())[: len(leads[0])]
+                if key == "beat" and n_leads > 1:
+                    per_lead = list(probas.values())[:n_leads]
                     probas["mean of the per-lead learners"] = np.mean(per_lead, axis=0)
                 for label, proba in probas.items():
                     rows.append({"layout": name, "features": label, **scores(y, proba)})
