@@ -49,6 +49,14 @@ def test_augmentation_is_seeded_and_bounded() -> None:
     scale = TrainConfig().updated({"augment_scale": 0.2})
     ratio = augment(x + 1, scale, torch.Generator().manual_seed(0)) / (x + 1)
     assert ratio.min() >= 0.8 - 1e-6 and ratio.max() <= 1.2 + 1e-6
+    stretch = TrainConfig().updated({"augment_stretch": 0.1, "layout": "deviation_median_rr"})
+    r = 62  # 0.25 s before R at 250 Hz
+    away = augment(ramp, stretch, torch.Generator().manual_seed(0))[:, 50:80] - r
+    factor = (ramp[:, 50:80] - r) / away  # each beat's own stretch, the same along it
+    inner = torch.cat([factor[:, : 12 - 1], factor[:, 12 + 1 :]], dim=1)
+    assert torch.equal(away[:, 12], torch.zeros(32))  # the R peak stays where it was
+    assert inner.min() >= 0.9 - 1e-4 and inner.max() <= 1.1 + 1e-4 and inner.std() > 0.01
+    assert torch.allclose(inner, inner[:, :1].expand_as(inner), atol=1e-4)
 
 
 def inter_config(real_data_dir: Path, **values: object) -> TrainConfig:

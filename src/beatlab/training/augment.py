@@ -1,8 +1,9 @@
 """Beat augmentation on the fly, per batch, so a model cannot memorise the few patients it sees.
 
-Four perturbations a new recording brings anyway: a different amplitude (electrode placement,
-gain), baseline wander (breathing, movement), noise (muscle, electrode), and an R peak a few
-samples off (what a QRS detector gives instead of an annotator's mark). All draws come from the
+Five perturbations a new recording brings anyway: a different amplitude (electrode placement,
+gain), baseline wander (breathing, movement), noise (muscle, electrode), an R peak a few samples
+off (what a QRS detector gives instead of an annotator's mark), and waves a little wider or
+narrower (another patient's QRS and QT durations). All draws come from the
 training loop's seeded generator, so a run stays reproducible (and resumable); with every
 setting at 0, the default, beats pass through untouched and no random number is drawn.
 """
@@ -14,6 +15,7 @@ import math
 import torch
 from torch import Tensor
 
+from beatlab.data.layouts import get_layout
 from beatlab.training.config import AUGMENT_FIELDS, TrainConfig
 
 
@@ -25,7 +27,8 @@ def augment(x: Tensor, config: TrainConfig, generator: torch.Generator) -> Tenso
     """A perturbed copy of the (batch, length) beats `x`, per the config's augment_* settings:
     amplitude times U(1 - scale, 1 + scale); a sinusoidal wander of up to `wander` (beat units)
     and up to one cycle per beat; Gaussian noise of s.d. `noise`; a shift of up to `jitter`
-    samples either way (edge samples repeated)."""
+    samples either way (edge samples repeated); the time axis stretched about the R peak of the
+    config's layout by U(1 - stretch, 1 + stretch) (linear interpolation, edges repeated)."""
     if not is_on(config):
         return x
     n, length = x.shape
@@ -39,6 +42,14 @@ def augment(x: Tensor, config: TrainConfig, generator: torch.Generator) -> Tenso
         )
         index = (torch.arange(length)[None, :] + shift).clamp(0, length - 1)
         x = torch.gather(x, 1, index)
+    if config.augment_stretch:
+        params = get_layout(config.layout)
+        r = round(params.before_s * params.fs)
+        factor = 1 + config.augment_stretch * (2 * uniform(n, 1) - 1)
+        at = (r + (torch.arange(length)[None, :] - r) / factor).clamp(0, length - 1)
+        low = at.floor().long()
+        high, frac = (low + 1).clamp(max=length - 1), at - low
+        x = torch.gather(x, 1, low) * (1 - frac) + torch.gather(x, 1, high) * frac
     if config.augment_scale:
         x = x * (1 + config.augment_scale * (2 * uniform(n, 1) - 1))
     if config.augment_wander:

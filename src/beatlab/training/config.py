@@ -49,7 +49,13 @@ MONITOR_COLUMNS = {
     "val_loss": "loss",
 }
 """Each monitor's column in the study's tables (tuning results, reports)."""
-AUGMENT_FIELDS = ("augment_scale", "augment_wander", "augment_noise", "augment_jitter")
+AUGMENT_FIELDS = (
+    "augment_scale",
+    "augment_wander",
+    "augment_noise",
+    "augment_jitter",
+    "augment_stretch",
+)
 """The settings of augmentation on the fly (training/augment.py); all 0: off."""
 OPTIMIZERS = ("adam", "adamw")
 SAMPLERS = ("full", "balanced")
@@ -81,6 +87,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "augment_wander": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: off)"),
     "augment_noise": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: off)"),
     "augment_jitter": (lambda v: 0 <= v < 100, "a whole number of samples from 0 to 99"),
+    "augment_stretch": (lambda v: 0 <= v < 0.5, "a number from 0 up to (not including) 0.5"),
 }
 """Range of each numeric setting; checked wherever a value enters a config, so a bad one fails
 with one line before any data is read."""
@@ -174,6 +181,9 @@ class TrainConfig:
     augment_wander: float = 0.0
     augment_noise: float = 0.0
     augment_jitter: int = 0
+    augment_stretch: float = 0.0
+    """The beat's time axis stretched about its R peak by U(1 - stretch, 1 + stretch): wider
+    or narrower waves, as patients' QRS and QT durations differ."""
     # transfer
     init_from: str | None = None
     freeze_backbone: bool = False
