@@ -4,6 +4,7 @@ epoch, early stopping and what a tuning trial reports; output to a file is never
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import torch
 from conftest import run_cli, write_record
 from safetensors.torch import load_file
 
+from beatlab.data import layouts
 from beatlab.training import run as run_module
 from beatlab.training.config import TrainConfig
 from beatlab.training.run import Interrupted, resume_run, train_run
@@ -153,6 +155,39 @@ def test_cli_interrupt_marks_mlflow_killed_and_resume_finishes_it(
 
     code, _, err = run_cli(capsys, *resume)
     assert code == 2 and "nothing to resume" in err
+
+
+def test_resume_refuses_a_layout_changed_since_the_run_started(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """A later beatlab that reads the layout otherwise would train the last epochs on other
+    beats than the first: one line, and the run left as it was, resumable by the old one."""
+
+    def stop_after_first(epoch: int, row: dict[str, float]) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    config = config_for(data_dir, epochs=2)
+    with pytest.raises(Interrupted):
+        train_run(
+            config,
+            tmp_path,
+            name="cut",
+            tracking_uri="none",
+            on_epoch=stop_after_first,
+            progress=False,
+        )
+    cut = tmp_path / "cut"
+    files = {p.name: p.read_bytes() for p in cut.iterdir()}
+    later = replace(layouts.KACHUEE, period_factor=1.3)  # what a later beatlab might register
+    with monkeypatch.context() as patch:
+        patch.setitem(layouts._LAYOUTS, "kachuee", later)
+        code, _, err = run_cli(capsys, "train", "--resume", str(cut), "--tracking-uri", "none")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "reads the run's kachuee beats with other parameters" in err
+    assert {p.name: p.read_bytes() for p in cut.iterdir()} == files
+    resume_run(cut, tracking_uri="none", progress=False)  # the beatlab it started with
+    assert (cut / "run.json").is_file() and not (cut / RESUME).exists()
 
 
 @pytest.mark.parametrize(("monitor", "mode"), [("val_loss", "min"), ("val_accuracy", "max")])

@@ -156,6 +156,13 @@ def resume_run(
             "validation beats differ); train a new run instead",
             run_dir,
         )
+    started = extra.get("layout_params")  # absent in a state saved before beatlab kept it
+    if started is not None and started != ds.meta.get("layout_params"):
+        raise BeatlabError(
+            f"this beatlab reads the run's {config.layout} beats with other parameters than "
+            "the run started with (its first epochs saw other beats); train a new run instead",
+            run_dir,
+        )
     try:
         model = create_model(config.model, num_classes=ds.num_classes, **config.hparams)
     except BeatlabError as err:
@@ -234,6 +241,7 @@ def _train_into(
         "classes": list(ds.classes),
         "train_beats": len(ds.train),
         "valid_beats": len(ds.valid),
+        "layout_params": ds.meta.get("layout_params"),
     }
     params = config.to_dict()
     with tracker.run(run_dir.name, params, tags={"run_dir": str(run_dir)}, resume=bool(resume)):
