@@ -60,6 +60,20 @@ def history(run: Path) -> pd.DataFrame:
     return pd.read_csv(run / "history.csv").drop(columns=TIMINGS)
 
 
+def stopped_after_first_epoch(config: TrainConfig, runs: Path) -> tuple[Path, Interrupted]:
+    """The run `runs/cut`, interrupted (as by Ctrl+C) once its first epoch is done."""
+
+    def stop_after_first(epoch: int, row: dict[str, float]) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as stopped:
+        train_run(
+            config, runs, name="cut", tracking_uri="none", on_epoch=stop_after_first, progress=False
+        )
+    return runs / "cut", stopped.value
+
+
 @pytest.mark.parametrize("ema_decay", [0.0, 0.9])
 def test_resumed_run_ends_with_the_same_weights(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema_decay: float
@@ -76,21 +90,8 @@ def test_resumed_run_ends_with_the_same_weights(
     config = config_for(data_dir, ema_decay=ema_decay)
     full = train_run(config, tmp_path, name="full", tracking_uri="none", progress=False)
 
-    def stop_after_first(epoch: int, row: dict[str, float]) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(Interrupted) as stopped:
-        train_run(
-            config,
-            tmp_path,
-            name="cut",
-            tracking_uri="none",
-            on_epoch=stop_after_first,
-            progress=False,
-        )
-    cut = tmp_path / "cut"
-    assert (stopped.value.epochs, stopped.value.total) == (1, 3)
+    cut, stopped = stopped_after_first_epoch(config, tmp_path)
+    assert (stopped.epochs, stopped.total) == (1, 3)
     assert {p.name for p in cut.iterdir()} == {MARKER, "config.json", "history.csv", RESUME}
     assert len(pd.read_csv(cut / "history.csv")) == 1
 
@@ -162,22 +163,7 @@ def test_resume_refuses_a_layout_changed_since_the_run_started(
 ) -> None:
     """A later beatlab that reads the layout otherwise would train the last epochs on other
     beats than the first: one line, and the run left as it was, resumable by the old one."""
-
-    def stop_after_first(epoch: int, row: dict[str, float]) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    config = config_for(data_dir, epochs=2)
-    with pytest.raises(Interrupted):
-        train_run(
-            config,
-            tmp_path,
-            name="cut",
-            tracking_uri="none",
-            on_epoch=stop_after_first,
-            progress=False,
-        )
-    cut = tmp_path / "cut"
+    cut, _ = stopped_after_first_epoch(config_for(data_dir, epochs=2), tmp_path)
     files = {p.name: p.read_bytes() for p in cut.iterdir()}
     later = replace(layouts.KACHUEE, period_factor=1.3)  # what a later beatlab might register
     with monkeypatch.context() as patch:
