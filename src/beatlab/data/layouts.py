@@ -259,7 +259,7 @@ def segment_centred(
     sos = butter(2, [params.band_low_hz, params.band_high_hz], btype="band", fs=fs, output="sos")
     sig = resample(sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)), fs, params.fs)
     r = np.rint(np.asarray(peaks) * params.fs / fs).astype(np.int64)
-    before, n = int(round(params.before_s * params.fs)), params.length
+    before, n = r_index(params), params.length
     padded = np.concatenate([np.zeros(n, np.float32), sig.astype(np.float32), np.zeros(n)])
     x = padded[(r + n - before)[:, None] + np.arange(n)[None, :]]
 
@@ -342,6 +342,12 @@ def stored_layout(stored: Any, name: str, source: Path | str | None = None) -> B
     if params.method not in SEGMENTERS:
         raise BeatlabError(f"'layout_params': unknown method {params.method!r}", source)
     return params
+
+
+def r_index(params: BuildParams) -> int:
+    """Which sample of a beat in this layout is its R peak: `before_s` into a centred window,
+    the first of a kachuee one (it starts at R)."""
+    return round(params.before_s * params.fs) if params.method == "centred" else 0
 
 
 def beat_span(params: BuildParams, fs: float) -> tuple[int, int]:

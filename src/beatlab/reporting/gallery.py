@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from beatlab.data.build import Beats  # noqa: E402
-from beatlab.data.layouts import KACHUEE, BuildParams  # noqa: E402
+from beatlab.data.layouts import KACHUEE, BuildParams, r_index  # noqa: E402
 from beatlab.errors import BeatlabError  # noqa: E402
 from beatlab.reporting.document import Block, Figure, Heading, Text  # noqa: E402
 from beatlab.reporting.figures import _save  # noqa: E402
@@ -61,8 +61,8 @@ def test_beats(run: Run) -> tuple[Beats, Beats, np.ndarray]:
 
 
 def beat_time(length: int, params: BuildParams) -> np.ndarray:
-    """Seconds from the R peak of each sample of a beat in a layout (kachuee starts at R)."""
-    return (np.arange(length) - round(params.before_s * params.fs)) / params.fs
+    """Seconds from the R peak of each sample of a beat in a layout."""
+    return (np.arange(length) - r_index(params)) / params.fs
 
 
 def typical(x: np.ndarray) -> tuple[np.ndarray, int] | None:

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-from beatlab.data.layouts import get_layout
+from beatlab.data.layouts import get_layout, r_index
 from beatlab.training.config import AUGMENT_FIELDS, TrainConfig
 
 
@@ -43,8 +43,7 @@ def augment(x: Tensor, config: TrainConfig, generator: torch.Generator) -> Tenso
         index = (torch.arange(length)[None, :] + shift).clamp(0, length - 1)
         x = torch.gather(x, 1, index)
     if config.augment_stretch:
-        params = get_layout(config.layout)
-        r = round(params.before_s * params.fs)
+        r = r_index(get_layout(config.layout))
         factor = 1 + config.augment_stretch * (2 * uniform(n, 1) - 1)
         at = (r + (torch.arange(length)[None, :] - r) / factor).clamp(0, length - 1)
         low = at.floor().long()
