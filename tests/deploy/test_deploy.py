@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,14 @@ import wfdb
 from conftest import FS, run_cli
 
 from beatlab import CLASSES
-from beatlab.data.build import Beats, cache_path, load_beats, read_annotations
+from beatlab.data.build import (
+    Beats,
+    cache_path,
+    load_beats,
+    read_annotations,
+    read_vf_episodes,
+    within,
+)
 from beatlab.data.databases import AAMI
 from beatlab.data.formats import write_beats
 from beatlab.deploy import (
@@ -273,6 +281,82 @@ def test_detector_against_annotations_gives_the_reference(
     annotated = wfdb.rdann(record, "atr")
     assert np.abs(table["sample"] - annotated.sample).max() <= 2  # where the annotators put them
     assert table["reference"].tolist() == annotated.symbol  # generated records use N and V only
+
+
+def write_207_in_vf(real_mitdb: Path, out: Path, marks: bool) -> Path:
+    """Seconds 10-65 of record 207, holding two episodes of ventricular flutter (its waves are
+    annotated `!`, no beat), with its annotations; without the episodes' `[` and `]` if not
+    `marks`."""
+    source, start, end = str(real_mitdb / "207"), 10 * FS, 65 * FS
+    rec = wfdb.rdrecord(source, sampfrom=start, sampto=end, physical=False)
+    wfdb.wrsamp(
+        "207", FS, rec.units, rec.sig_name, d_signal=rec.d_signal, fmt=["16", "16"],
+        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(out),
+    )  # fmt: skip
+    ann = wfdb.rdann(source, "atr", sampfrom=start, sampto=end - 1)
+    keep = np.array([marks or s not in "[]" for s in ann.symbol])
+    symbols = np.array(ann.symbol)[keep].tolist()
+    wfdb.wrann("207", "atr", ann.sample[keep] - start, symbols, write_dir=str(out))
+    return out / "207"
+
+
+def test_detections_in_annotated_ventricular_flutter_are_scored_apart(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """EC57 scores VF apart: the detector's hits on flutter waves (record 207) are neither beats
+    found nor false detections, in `predict` and `evaluate --records` alike."""
+    tables, said, found = {}, {}, {}
+    for marks in (True, False):
+        folder = tmp_path / f"marks_{marks}"
+        folder.mkdir()
+        record = write_207_in_vf(real_mitdb, folder, marks)
+        out = tmp_path / f"{marks}.csv"
+        code, said[marks], err = predict(
+            capsys, tiny_run, out, "--record", str(record), "--detector"
+        )
+        assert code == 0, err
+        tables[marks] = pd.read_csv(out)
+        code, _, err = cli(
+            capsys, "evaluate", str(tiny_run), "--records", str(folder), "--detector"
+        )
+        assert code == 0, err
+        stored = json.loads((tiny_run / "metrics.json").read_text())
+        found[marks] = stored[f"records:{folder.resolve()}"]["detection"]
+    episodes = read_vf_episodes(tmp_path / "marks_True" / "207", "atr", 55 * FS)
+    assert episodes.tolist() == [
+        [14665 - 10 * FS, 18350 - 10 * FS],
+        [19715 - 10 * FS, 21731 - 10 * FS],
+    ]
+    table = tables[True]
+    in_vf = within(table["sample"].to_numpy(), episodes)
+    assert in_vf.sum() > 20  # the detector fires on flutter waves
+    assert table["sample"].tolist() == tables[False]["sample"].tolist()  # the same detections
+    assert table["reference"][in_vf].isna().all()
+    with_marks, without = found[True], found[False]
+    assert with_marks["in_vf"] == in_vf.sum() and without["in_vf"] == 0
+    assert with_marks["detected"] == len(table) - in_vf.sum() and without["detected"] == len(table)
+    assert with_marks["annotated"] == without["annotated"]  # no beat is annotated in VF
+    false_with, false_without = (sum(f["false_called"].values()) for f in (with_marks, without))
+    assert false_without - false_with == in_vf.sum()
+    assert with_marks["+P"] > without["+P"]
+    assert f"{in_vf.sum()} detections inside annotated ventricular flutter" in said[True]
+    assert "ventricular flutter" not in said[False]
+
+
+def test_vf_episodes_open_and_close_at_the_record_ends(tmp_path: Path) -> None:
+    wfdb.wrann(
+        "a", "atr", np.array([10, 50, 60, 90]), ["]", "N", "[", "N"], write_dir=str(tmp_path)
+    )
+    assert read_vf_episodes(tmp_path / "a", "atr", 100).tolist() == [[0, 10], [60, 99]]
+    wfdb.wrann("b", "atr", np.array([10, 20, 30]), ["N", "]", "N"], write_dir=str(tmp_path))
+    assert read_vf_episodes(tmp_path / "b", "atr", 100).tolist() == [[0, 20]]
+    assert within(np.array([0, 5, 20, 21]), np.array([[5, 20]])).tolist() == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert not within(np.array([3]), np.zeros((0, 2), np.int64)).any()
 
 
 def test_match_reference_pairs_each_annotation_once() -> None:

@@ -103,6 +103,7 @@ def check_output(path: Path) -> None:
 def print_summary(result: Predictions, source: Path, annotator: str = "atr") -> None:
     """Where the beats came from, beats per class, and agreement with the reference if known."""
     from beatlab.deploy.predict import MATCH_WINDOW_S
+    from beatlab.training.crossdb import IN_VF_SAID
 
     if result.source == "file":
         console.print(f"[bold]{source}[/]: {len(result):,} beats (one per row)")
@@ -120,8 +121,10 @@ def print_summary(result: Predictions, source: Path, annotator: str = "atr") -> 
         console.print(
             f"detector vs annotations: {matched:,} of {annotated:,} annotated beats found within "
             f"{MATCH_WINDOW_S * 1000:.0f} ms (Se {matched / annotated:.4f}, "
-            f"+P {matched / len(result):.4f})"
+            f"+P {matched / max(result.scored, 1):.4f})"
         )
+    if result.scored < len(result):
+        console.print(f"{len(result) - result.scored:,} {IN_VF_SAID}")
     predicted, reference = result.counts()
     metrics = result.agreement()
     rows = []

@@ -246,6 +246,38 @@ def read_annotation_marks(
     return peaks, labels, samples
 
 
+VF_ON, VF_OFF = "[", "]"
+"""PhysioNet's marks of the start and end of ventricular flutter or fibrillation (MIT-BIH 207)."""
+
+
+def read_vf_episodes(base: Path, annotator: str, length: int) -> np.ndarray:
+    """(k, 2) first and last sample of each ventricular flutter / fibrillation episode the
+    `annotator` file marks: AAMI EC57 scores VF apart from beats, as its waves are no beats. An
+    episode left open runs to the record's end (`length` samples); a first end with no start,
+    from the record's start (an excerpt that begins in VF)."""
+    ann = wfdb.rdann(str(base), annotator)
+    symbols = np.asarray(ann.symbol, dtype=object)
+    marks = np.flatnonzero(np.isin(symbols, [VF_ON, VF_OFF]))
+    episodes: list[tuple[int, int]] = []
+    start: int | None = None
+    for i in marks:
+        if symbols[i] == VF_ON and start is None:
+            start = int(ann.sample[i])
+        elif symbols[i] == VF_OFF and (start is not None or not episodes):
+            episodes.append((0 if start is None else start, int(ann.sample[i])))
+            start = None
+    if start is not None:
+        episodes.append((start, length - 1))
+    return np.array(episodes, dtype=np.int64).reshape(-1, 2)
+
+
+def within(samples: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+    """Which `samples` lie in one of the (sorted, disjoint) `episodes`, ends included."""
+    which = np.searchsorted(episodes[:, 0], samples, side="right") - 1
+    ends = episodes[np.maximum(which, 0), 1] if len(episodes) else np.zeros(len(samples))
+    return (which >= 0) & (samples <= ends)
+
+
 def check_rate(header: wfdb.Record, spec: DatabaseSpec, base: Path) -> float:
     fs = float(header.fs)
     if not any(math.isclose(fs, allowed) for allowed in spec.fs):

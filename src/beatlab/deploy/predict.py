@@ -32,6 +32,8 @@ from beatlab.data.build import (
     read_annotation_marks,
     read_header,
     read_lead,
+    read_vf_episodes,
+    within,
 )
 from beatlab.data.databases import (
     SAME_VIEW,
@@ -53,6 +55,10 @@ from beatlab.training.trainer import Tensors, predict_proba
 
 MATCH_WINDOW_S = 0.15
 """A detection and an annotated beat are the same beat when this close (AAMI EC57's window)."""
+UNMATCHED, IN_VF = -1, -2
+"""`reference` of a detection that hits no annotated beat (a false detection), and of one inside
+an annotated ventricular flutter / fibrillation episode: EC57 scores VF apart, so that one is
+neither a beat found nor a false detection."""
 
 _SEARCH_RADIUS_S = 0.05  # how far a detection may move to that deflection
 _SMOOTH_WINDOW_S = 0.15  # baseline removal before looking for that extremum
@@ -63,7 +69,8 @@ _TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".parq": "parquet"}
 class Predictions:
     """Every beat of one input, classified.
 
-    `reference` holds the known class (an index into `classes`) or -1 where it is unknown.
+    `reference` holds the known class (an index into `classes`), or where it is unknown -1
+    (`UNMATCHED`: on the detector path, a false detection) or -2 (`IN_VF`).
     `sample` is the R-peak sample index at `fs` for a record, None for a file of beats.
     """
 
@@ -87,6 +94,11 @@ class Predictions:
     @property
     def known(self) -> np.ndarray:
         return self.reference >= 0
+
+    @property
+    def scored(self) -> int:
+        """Detections the detection's +P counts: all but those inside annotated VF."""
+        return int((self.reference != IN_VF).sum())
 
     def counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Beats per class: predicted, and in the reference (where known)."""
@@ -155,10 +167,10 @@ def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
 def match_reference(
     peaks: np.ndarray, ref_peaks: np.ndarray, ref_labels: np.ndarray, window: float
 ) -> np.ndarray:
-    """The label of the annotated beat within `window` samples of each peak, else -1; an
-    annotated beat labels only the closest of the peaks near it."""
+    """The label of the annotated beat within `window` samples of each peak, else `UNMATCHED`;
+    an annotated beat labels only the closest of the peaks near it."""
     if len(peaks) == 0 or len(ref_peaks) == 0:
-        return np.full(len(peaks), -1, dtype=np.int64)
+        return np.full(len(peaks), UNMATCHED, dtype=np.int64)
     right = np.clip(np.searchsorted(ref_peaks, peaks), 0, len(ref_peaks) - 1)
     left = np.maximum(right - 1, 0)
     nearest = np.where(
@@ -168,7 +180,8 @@ def match_reference(
     order = np.lexsort((distance, nearest))
     closest = np.zeros(len(peaks), dtype=bool)
     closest[order[np.r_[True, nearest[order][1:] != nearest[order][:-1]]]] = True
-    return np.where(closest & (distance <= window), ref_labels[nearest], -1).astype(np.int64)
+    matched = closest & (distance <= window)
+    return np.where(matched, ref_labels[nearest], UNMATCHED).astype(np.int64)
 
 
 Engine = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -268,7 +281,11 @@ def predict_record(
         channel = header.sig_name.index(used)
         physical = (signal - header.baseline[channel]) / header.adc_gain[channel]
         peaks = detect_beats(physical, fs)
+        vf = read_vf_episodes(base, annotator, len(signal)) if has_atr else np.zeros((0, 2))
+        beat = ~within(ref_peaks, vf)
+        ref_peaks, ref_labels = ref_peaks[beat], ref_labels[beat]
         reference = match_reference(peaks, ref_peaks, ref_labels, MATCH_WINDOW_S * fs)
+        reference[within(peaks, vf)] = IN_VF
         source = "detector"
     if len(peaks) == 0 and source == "detector":
         raise BeatlabError("no beats detected (flat or empty signal?)", path)

@@ -130,13 +130,24 @@ def store(run_dir: Path, key: str, metrics: dict[str, Any]) -> None:
     write_json(run_dir / METRICS, stored)
 
 
+IN_VF_SAID = (
+    "detections inside annotated ventricular flutter / fibrillation are left out of both "
+    "(EC57 scores VF apart)"
+)
+
+
 def false_detections(found: dict[str, Any]) -> str:
     """One sentence on the detections without an annotated beat: the classes they were given,
-    and each class's +P counting them (as EC57's gross +P does)."""
+    and each class's +P counting them (as EC57's gross +P does); and how many were left out as
+    inside annotated VF."""
     false, counted = found.get("false_called", {}), found.get("+P_counting_false", {})
     given = ", ".join(f"{c} {n:,}" for c, n in false.items())
     precise = ", ".join(f"{c} {p:.4f}" for c, p in counted.items() if p is not None)
-    return f"false detections ({sum(false.values()):,}) called {given}; +P counting them: {precise}"
+    in_vf = found.get("in_vf", 0)
+    return (
+        f"false detections ({sum(false.values()):,}) called {given}; +P counting them: {precise}"
+        + (f"; {in_vf:,} {IN_VF_SAID}" if in_vf else "")
+    )
 
 
 def evaluate_records(
@@ -153,10 +164,12 @@ def evaluate_records(
     the beats are the QRS detector's, as on a recording without annotations: the classes are
     scored on the detections that hit an annotated beat, and the detection itself by Se / +P
     ("detection"), with the classes the false detections were given and each class's +P
-    counting them as EC57 does (a V called where there is no beat is a false V)."""
+    counting them as EC57 does (a V called where there is no beat is a false V). Detections and
+    annotated beats inside an annotated ventricular flutter / fibrillation episode count in
+    neither, as in EC57 (`in_vf` says how many detections)."""
     from rich.progress import track
 
-    from beatlab.deploy.predict import check_annotator, predict_record
+    from beatlab.deploy.predict import UNMATCHED, check_annotator, predict_record
 
     check_annotator(annotator)
     run = aami_run(run_dir)
@@ -184,16 +197,18 @@ def evaluate_records(
     metrics = classification_metrics(y, proba, run.classes)
     if detector:
         beats = sum(r.matched_against for _, r in parts)
-        found, detected = int(known.sum()), len(known)
+        found, detected = int(known.sum()), sum(r.scored for _, r in parts)
         k = len(run.classes)
         called = np.bincount(proba.argmax(axis=1), minlength=k)
         hits = np.bincount(y[proba.argmax(axis=1) == y], minlength=k)
         false = np.bincount(
-            np.concatenate([r.proba[~r.known].argmax(axis=1) for _, r in parts]), minlength=k
+            np.concatenate([r.predicted[r.reference == UNMATCHED] for _, r in parts]),
+            minlength=k,
         )
         metrics["detection"] = {
             "annotated": beats,
             "detected": detected,
+            "in_vf": sum(len(r) - r.scored for _, r in parts),
             "Se": found / beats if beats else None,
             "+P": found / detected if detected else None,
             "false_called": dict(zip(run.classes, false.tolist(), strict=True)),
