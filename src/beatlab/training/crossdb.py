@@ -131,8 +131,8 @@ def store(run_dir: Path, key: str, metrics: dict[str, Any]) -> None:
 
 
 IN_VF_SAID = (
-    "detections inside annotated ventricular flutter / fibrillation are left out of both "
-    "(EC57 scores VF apart)"
+    "detections inside annotated ventricular flutter / fibrillation are neither beats found nor "
+    "false detections (EC57 scores VF apart)"
 )
 
 
