@@ -19,8 +19,8 @@ from beatlab.data.build import (
     Beats,
     cache_path,
     load_beats,
+    read_annotation_marks,
     read_annotations,
-    read_vf_episodes,
     within,
 )
 from beatlab.data.databases import AAMI
@@ -322,7 +322,9 @@ def test_detections_in_annotated_ventricular_flutter_are_scored_apart(
         assert code == 0, err
         stored = json.loads((tiny_run / "metrics.json").read_text())
         found[marks] = stored[f"records:{folder.resolve()}"]["detection"]
-    episodes = read_vf_episodes(tmp_path / "marks_True" / "207", "atr", 55 * FS)
+    episodes = read_annotation_marks(
+        tmp_path / "marks_True" / "207", length=55 * FS, annotator="atr"
+    )[3]
     assert episodes.tolist() == [
         [14665 - 10 * FS, 18350 - 10 * FS],
         [19715 - 10 * FS, 21731 - 10 * FS],
@@ -347,9 +349,14 @@ def test_vf_episodes_open_and_close_at_the_record_ends(tmp_path: Path) -> None:
     wfdb.wrann(
         "a", "atr", np.array([10, 50, 60, 90]), ["]", "N", "[", "N"], write_dir=str(tmp_path)
     )
-    assert read_vf_episodes(tmp_path / "a", "atr", 100).tolist() == [[0, 10], [60, 99]]
+    assert read_annotation_marks(tmp_path / "a", length=100, annotator="atr")[3].tolist() == [
+        [0, 10],
+        [60, 99],
+    ]
     wfdb.wrann("b", "atr", np.array([10, 20, 30]), ["N", "]", "N"], write_dir=str(tmp_path))
-    assert read_vf_episodes(tmp_path / "b", "atr", 100).tolist() == [[0, 20]]
+    assert read_annotation_marks(tmp_path / "b", length=100, annotator="atr")[3].tolist() == [
+        [0, 20]
+    ]
     assert within(np.array([0, 5, 20, 21]), np.array([[5, 20]])).tolist() == [
         False,
         True,

@@ -217,17 +217,18 @@ def read_annotations(
     base: Path, spec: DatabaseSpec = MITDB, length: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """R-peak samples and AAMI labels of the annotated beats; other annotations are dropped."""
-    peaks, labels, _ = read_annotation_marks(base, spec, length)
+    peaks, labels, _, _ = read_annotation_marks(base, spec, length)
     return peaks, labels
 
 
 def read_annotation_marks(
     base: Path, spec: DatabaseSpec = MITDB, length: int | None = None, annotator: str = ""
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """R-peak samples and AAMI labels of the annotated beats of `annotator` (default: the
-    database's), and the samples of every annotation (rhythm changes and noise marks too: the
-    kaggle layout's beats end by them). Beats outside the signal (`length` samples) make the file
-    unreadable, not a crash later."""
+    database's), the samples of every annotation (rhythm changes and noise marks too: the
+    kaggle layout's beats end by them), and the ventricular flutter / fibrillation episodes it
+    marks (`vf_episodes`). Beats outside the signal (`length` samples) make the file unreadable,
+    not a crash later."""
     annotator = annotator or spec.annotator
     path = base.with_suffix(f".{annotator}")
     try:
@@ -243,31 +244,29 @@ def read_annotation_marks(
         np.any(np.diff(peaks) < 0) or peaks[0] < 0 or (length and peaks[-1] >= length)
     ):
         raise BeatlabError("annotations out of order or outside the signal", path)
-    return peaks, labels, samples
+    return peaks, labels, samples, vf_episodes(symbols, samples, length)
 
 
 VF_ON, VF_OFF = "[", "]"
 """PhysioNet's marks of the start and end of ventricular flutter or fibrillation (MIT-BIH 207)."""
 
 
-def read_vf_episodes(base: Path, annotator: str, length: int) -> np.ndarray:
+def vf_episodes(symbols: np.ndarray, samples: np.ndarray, length: int | None) -> np.ndarray:
     """(k, 2) first and last sample of each ventricular flutter / fibrillation episode the
-    `annotator` file marks: AAMI EC57 scores VF apart from beats, as its waves are no beats. An
-    episode left open runs to the record's end (`length` samples); a first end with no start,
-    from the record's start (an excerpt that begins in VF)."""
-    ann = wfdb.rdann(str(base), annotator)
-    symbols = np.asarray(ann.symbol, dtype=object)
-    marks = np.flatnonzero(np.isin(symbols, [VF_ON, VF_OFF]))
+    annotation `symbols` at `samples` mark: AAMI EC57 scores VF apart from beats, as its waves
+    are no beats. An episode left open runs to the record's end (`length` samples; without it,
+    the last annotation); a first end with no start, from the record's start (an excerpt that
+    begins in VF)."""
     episodes: list[tuple[int, int]] = []
     start: int | None = None
-    for i in marks:
+    for i in np.flatnonzero(np.isin(symbols, [VF_ON, VF_OFF])):
         if symbols[i] == VF_ON and start is None:
-            start = int(ann.sample[i])
+            start = int(samples[i])
         elif symbols[i] == VF_OFF and (start is not None or not episodes):
-            episodes.append((0 if start is None else start, int(ann.sample[i])))
+            episodes.append((0 if start is None else start, int(samples[i])))
             start = None
     if start is not None:
-        episodes.append((start, length - 1))
+        episodes.append((start, length - 1 if length else int(samples[-1])))
     return np.array(episodes, dtype=np.int64).reshape(-1, 2)
 
 
@@ -322,7 +321,7 @@ def read_record(
     fs = check_rate(header, spec, base)
     leads = tuple(header.sig_name[:1]) if first_lead else spec.leads
     signal, used, invalid = read_lead(base, header, leads, lead)
-    peaks, labels, marks = read_annotation_marks(base, spec, len(signal))
+    peaks, labels, marks, _ = read_annotation_marks(base, spec, len(signal))
     return Record(signal, fs, peaks, labels, used, marks, invalid)
 
 

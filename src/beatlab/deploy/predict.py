@@ -32,7 +32,6 @@ from beatlab.data.build import (
     read_annotation_marks,
     read_header,
     read_lead,
-    read_vf_episodes,
     within,
 )
 from beatlab.data.databases import (
@@ -270,10 +269,10 @@ def predict_record(
             base.with_suffix(".hea"),
         )
     has_atr = annotations.exists()
-    ref_peaks, ref_labels, marks = (
+    ref_peaks, ref_labels, marks, vf = (
         read_annotation_marks(base, length=len(signal), annotator=annotator)
         if has_atr
-        else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        else (np.zeros(0, np.int64),) * 3 + (np.zeros((0, 2), np.int64),)
     )
     if has_atr and not detector:
         peaks, reference, source = ref_peaks, ref_labels, "annotations"
@@ -281,7 +280,6 @@ def predict_record(
         channel = header.sig_name.index(used)
         physical = (signal - header.baseline[channel]) / header.adc_gain[channel]
         peaks = detect_beats(physical, fs)
-        vf = read_vf_episodes(base, annotator, len(signal)) if has_atr else np.zeros((0, 2))
         beat = ~within(ref_peaks, vf)
         ref_peaks, ref_labels = ref_peaks[beat], ref_labels[beat]
         reference = match_reference(peaks, ref_peaks, ref_labels, MATCH_WINDOW_S * fs)
