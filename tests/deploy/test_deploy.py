@@ -345,6 +345,45 @@ def test_detections_in_annotated_ventricular_flutter_are_scored_apart(
     assert "ventricular flutter" not in said[False]
 
 
+def write_in_units(real_mitdb: Path, out: Path, units: str, per_mv: float) -> Path:
+    """Minute 2 of record 201 with the same samples, its gain saying they are in `units`
+    (`per_mv` of them to a millivolt), without annotations: the detector finds the beats."""
+    rec = wfdb.rdrecord(str(real_mitdb / "201"), sampfrom=60 * FS, sampto=120 * FS, physical=False)
+    gain = [g / per_mv for g in rec.adc_gain]
+    wfdb.wrsamp(
+        "201", FS, [units] * 2, rec.sig_name, d_signal=rec.d_signal, fmt=["16", "16"],
+        adc_gain=gain, baseline=rec.baseline, write_dir=str(out),
+    )  # fmt: skip
+    return out / "201"
+
+
+def test_the_detector_reads_a_record_in_microvolts_as_in_millivolts(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """GQRS's thresholds are in microvolts: the same samples stored in uV (as EDF exports often
+    are) or V give the same beats and classes; units it cannot convert are scaled, and said."""
+    tables, said = {}, {}
+    for units, per_mv in (("mV", 1.0), ("uV", 1000.0), ("V", 0.001), ("NU", 1.0)):
+        folder = tmp_path / units
+        folder.mkdir()
+        out = tmp_path / f"{units}.csv"
+        code, said[units], err = predict(
+            capsys,
+            tiny_run,
+            out,
+            "--record",
+            str(write_in_units(real_mitdb, folder, units, per_mv)),
+        )
+        assert code == 0, err
+        tables[units] = pd.read_csv(out)
+    assert 60 <= len(tables["mV"]) <= 100  # a minute of beats
+    for units in ("uV", "V"):
+        pd.testing.assert_frame_equal(tables[units], tables["mV"])
+        assert "units" not in said[units]
+    assert "units 'NU' are not a voltage the QRS detector knows" in said["NU"]
+    assert abs(len(tables["NU"]) - len(tables["mV"])) <= 2
+
+
 def test_vf_episodes_open_and_close_at_the_record_ends(tmp_path: Path) -> None:
     wfdb.wrann(
         "a", "atr", np.array([10, 50, 60, 90]), ["]", "N", "[", "N"], write_dir=str(tmp_path)

@@ -62,6 +62,10 @@ neither a beat found nor a false detection."""
 _SEARCH_RADIUS_S = 0.05  # how far a detection may move to that deflection
 _SMOOTH_WINDOW_S = 0.15  # baseline removal before looking for that extremum
 _TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".parq": "parquet"}
+_PER_MILLIVOLT = {"mv": 1.0, "uv": 1e-3, "\u00b5v": 1e-3, "\u03bcv": 1e-3, "v": 1e3, "nv": 1e-6}
+TYPICAL_SWING_MV = 2.4
+"""A second of ECG spans about this much, peak to peak, in millivolts: the median over DS1's
+records on MLII. A lead in units the detector cannot convert is scaled to it."""
 
 
 @dataclass
@@ -161,6 +165,25 @@ def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
         peak_dir="both",
     )
     return np.unique(np.asarray(peaks, dtype=np.int64))
+
+
+def millivolts(signal: np.ndarray, fs: float, units: str | None) -> tuple[np.ndarray, str]:
+    """A lead in millivolts, since GQRS's amplitude thresholds are in microvolts: a record stored
+    in uV (as EDF exports often are) would otherwise look a thousand times too large to it. A
+    lead in other units is scaled so that its median one-second swing is `TYPICAL_SWING_MV`,
+    and a line says so."""
+    per_mv = _PER_MILLIVOLT.get((units or "mV").strip().lower())
+    if per_mv is not None:
+        return signal * per_mv, ""
+    n = max(int(fs), 1)
+    seconds = signal[: len(signal) // n * n].reshape(-1, n)
+    swing = float(np.median(np.ptp(seconds, axis=1))) if len(seconds) else 0.0
+    if swing <= 0:
+        return signal, ""
+    return signal * (TYPICAL_SWING_MV / swing), (
+        f"units {units!r} are not a voltage the QRS detector knows (mV, uV, V, nV): the lead is "
+        f"scaled so that a second spans {TYPICAL_SWING_MV:g} mV for it"
+    )
 
 
 def match_reference(
@@ -279,7 +302,10 @@ def predict_record(
     else:
         channel = header.sig_name.index(used)
         physical = (signal - header.baseline[channel]) / header.adc_gain[channel]
-        peaks = detect_beats(physical, fs)
+        units = header.units[channel] if header.units else None
+        signal_mv, scaled = millivolts(physical, fs, units)
+        note = f"{note}; {scaled}" if note and scaled else note or scaled
+        peaks = detect_beats(signal_mv, fs)
         beat = ~within(ref_peaks, vf)
         ref_peaks, ref_labels = ref_peaks[beat], ref_labels[beat]
         reference = match_reference(peaks, ref_peaks, ref_labels, MATCH_WINDOW_S * fs)
