@@ -304,7 +304,7 @@ def predict_record(
         physical = (signal - header.baseline[channel]) / header.adc_gain[channel]
         units = header.units[channel] if header.units else None
         signal_mv, scaled = millivolts(physical, fs, units)
-        note = f"{note}; {scaled}" if note and scaled else note or scaled
+        note = "; ".join(filter(None, (note, scaled)))
         peaks = detect_beats(signal_mv, fs)
         beat = ~within(ref_peaks, vf)
         ref_peaks, ref_labels = ref_peaks[beat], ref_labels[beat]
