@@ -172,6 +172,26 @@ def test_record_of_another_lead_is_classified_when_named(
     assert code == 2 and "--lead applies to --record only" in err
 
 
+def test_one_lead_record_whose_name_is_no_view_is_read_and_said(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """A wearable's or Holter's only lead, `ECG`, is read in MLII's place, as `--lead ECG`
+    would, with a line saying so; `V1` above is another view and stays refused."""
+    signal = wfdb.rdrecord(str(real_mitdb / "208"), channels=[0], sampto=20 * 360).p_signal
+    wfdb.wrsamp("band", 360, ["mV"], ["ECG"], p_signal=signal, fmt=["16"], write_dir=str(tmp_path))
+    record = str(tmp_path / "band")
+    code, printed, err = predict(capsys, tiny_run, tmp_path / "a.csv", "--record", record)
+    assert code == 0, err
+    assert "the record's one lead, ECG, is none the model reads: read in place of MLII" in printed
+    code, printed, err = predict(
+        capsys, tiny_run, tmp_path / "b.csv", "--record", record, "--lead", "ECG"
+    )
+    assert code == 0 and "read in place" not in printed, err
+    named = pd.read_csv(tmp_path / "b.csv")
+    assert len(named) > 15
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), named)
+
+
 def test_twelve_lead_record_is_read_from_lead_ii(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
 ) -> None:

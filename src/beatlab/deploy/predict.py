@@ -63,6 +63,9 @@ _SEARCH_RADIUS_S = 0.05  # how far a detection may move to that deflection
 _SMOOTH_WINDOW_S = 0.15  # baseline removal before looking for that extremum
 _TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".parq": "parquet"}
 _PER_MILLIVOLT = {"mv": 1.0, "uv": 1e-3, "\u00b5v": 1e-3, "\u03bcv": 1e-3, "v": 1e3, "nv": 1e-6}
+_VIEWS = {"i", "ii", "iii", "avr", "avl", "avf", "mli", "mlii", "mliii"} | {
+    f"v{i}" for i in range(1, 7)
+}  # lead names that say which view of the heart a lead is
 TYPICAL_SWING_MV = 2.4
 """A second of ECG spans about this much, peak to peak, in millivolts: the median over DS1's
 records on MLII. A lead in units the detector cannot convert is scaled to it."""
@@ -250,6 +253,17 @@ def readable_leads(
             off.append(err.lead)
 
 
+def only_lead(header: wfdb.Record, choices: list[tuple[str, ...]]) -> str:
+    """A one-lead record's lead where no channel of `choices` names it and its name is no view of
+    the heart, else "": a wearable's or Holter's `ECG` is the lead there is to classify, so it is
+    read in the first channel's place (and said) rather than refused until `--lead` names it;
+    a lead named for another view (V1) is refused, as its beats look otherwise."""
+    names = [str(name) for name in header.sig_name or []]
+    if len(names) != 1 or any(find_lead(wanted, names) for wanted in choices):
+        return ""
+    return "" if names[0].casefold() in _VIEWS else names[0]
+
+
 def check_annotator(annotator: str) -> None:
     """An annotator is named by its file's extension (atr, qrs), never a path."""
     if not annotator.isalnum():
@@ -281,7 +295,13 @@ def predict_record(
     choices = record_leads(run, lead)
     if params.first_lead and not lead:
         choices[0] = tuple(header.sig_name[:1])
+    only, instead = only_lead(header, choices) if not lead else "", choices[0][0]
+    if only:
+        choices[0] = (only,)
     model, note, leads = readable_leads(run, base, header, choices, engine is None)
+    if only:
+        said = f"the record's one lead, {only}, is none the model reads: read in place of {instead}"
+        note = "; ".join(filter(None, (said, note)))
     signal, used, _ = leads[0]
     invalid = np.logical_or.reduce([gaps for _, _, gaps in leads])
     fs = float(header.fs)
