@@ -34,7 +34,7 @@ from beatlab.deploy import (
     predict_file,
 )
 from beatlab.deploy.export import example_inputs, exported_metadata
-from beatlab.deploy.predict import match_reference
+from beatlab.deploy.predict import detect_beats, match_reference
 from beatlab.errors import BeatlabError
 from beatlab.models import create_model, list_models
 from beatlab.training.config import TrainConfig
@@ -365,35 +365,31 @@ def test_detections_in_annotated_ventricular_flutter_are_scored_apart(
     assert "ventricular flutter" not in said[False]
 
 
-def write_in_units(real_mitdb: Path, out: Path, units: str, per_mv: float) -> Path:
-    """Minute 2 of record 201 with the same samples, its gain saying they are in `units`
-    (`per_mv` of them to a millivolt), without annotations: the detector finds the beats."""
-    rec = wfdb.rdrecord(str(real_mitdb / "201"), sampfrom=60 * FS, sampto=120 * FS, physical=False)
+def write_scaled(real_mitdb: Path, out: Path, record: str, units: str, per_mv: float) -> Path:
+    """Minute 2 of `record` with the same samples, its gain saying they are in `units` (`per_mv`
+    of them to a millivolt: 3 in mV is a lead of three times the amplitude), without annotations:
+    the detector finds the beats."""
+    rec = wfdb.rdrecord(str(real_mitdb / record), sampfrom=60 * FS, sampto=120 * FS, physical=False)
     gain = [g / per_mv for g in rec.adc_gain]
     wfdb.wrsamp(
-        "201", FS, [units] * 2, rec.sig_name, d_signal=rec.d_signal, fmt=["16", "16"],
+        record, FS, [units] * 2, rec.sig_name, d_signal=rec.d_signal, fmt=["16", "16"],
         adc_gain=gain, baseline=rec.baseline, write_dir=str(out),
     )  # fmt: skip
-    return out / "201"
+    return out / record
 
 
 def test_the_detector_reads_a_record_in_microvolts_as_in_millivolts(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
 ) -> None:
     """GQRS's thresholds are in microvolts: the same samples stored in uV (as EDF exports often
-    are) or V give the same beats and classes; units it cannot convert are scaled, and said."""
+    are) or V give the same beats and classes; units it cannot convert are read as mV, and said."""
     tables, said = {}, {}
     for units, per_mv in (("mV", 1.0), ("uV", 1000.0), ("V", 0.001), ("NU", 1.0)):
         folder = tmp_path / units
         folder.mkdir()
         out = tmp_path / f"{units}.csv"
-        code, said[units], err = predict(
-            capsys,
-            tiny_run,
-            out,
-            "--record",
-            str(write_in_units(real_mitdb, folder, units, per_mv)),
-        )
+        record = write_scaled(real_mitdb, folder, "201", units, per_mv)
+        code, said[units], err = predict(capsys, tiny_run, out, "--record", str(record))
         assert code == 0, err
         tables[units] = pd.read_csv(out)
     assert 60 <= len(tables["mV"]) <= 100  # a minute of beats
@@ -401,7 +397,29 @@ def test_the_detector_reads_a_record_in_microvolts_as_in_millivolts(
         pd.testing.assert_frame_equal(tables[units], tables["mV"])
         assert "units" not in said[units]
     assert "units 'NU' are not a voltage the QRS detector knows" in said["NU"]
-    assert abs(len(tables["NU"]) - len(tables["mV"])) <= 2
+    pd.testing.assert_frame_equal(tables["NU"], tables["mV"])
+
+
+def test_the_detector_finds_the_same_beats_on_a_lead_of_three_times_the_amplitude(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """GQRS as it is takes record 119's T waves for beats when its lead is three times as large
+    (a high-gain chest lead); the detector path brings the lead into its range first."""
+    signal = wfdb.rdrecord(
+        str(real_mitdb / "119"), channels=[0], sampfrom=60 * FS, sampto=120 * FS
+    ).p_signal[:, 0]
+    assert len(detect_beats(3 * signal, FS)) > len(detect_beats(signal, FS)) + 20
+    tables = {}
+    for gain in (1.0, 3.0):
+        folder = tmp_path / f"x{gain:g}"
+        folder.mkdir()
+        out = tmp_path / f"x{gain:g}.csv"
+        record = write_scaled(real_mitdb, folder, "119", "mV", gain)
+        code, _, err = predict(capsys, tiny_run, out, "--record", str(record))
+        assert code == 0, err
+        tables[gain] = pd.read_csv(out)
+    assert 55 <= len(tables[1.0]) <= 75
+    pd.testing.assert_frame_equal(tables[3.0], tables[1.0])
 
 
 def test_vf_episodes_open_and_close_at_the_record_ends(tmp_path: Path) -> None:

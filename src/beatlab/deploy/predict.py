@@ -66,9 +66,10 @@ _PER_MILLIVOLT = {"mv": 1.0, "uv": 1e-3, "\u00b5v": 1e-3, "\u03bcv": 1e-3, "v": 
 _VIEWS = {"i", "ii", "iii", "avr", "avl", "avf", "mli", "mlii", "mliii"} | {
     f"v{i}" for i in range(1, 7)
 }  # lead names that say which view of the heart a lead is
-TYPICAL_SWING_MV = 2.4
-"""A second of ECG spans about this much, peak to peak, in millivolts: the median over DS1's
-records on MLII. A lead in units the detector cannot convert is scaled to it."""
+DETECTOR_SWING_MV = (1.1, 3.0)
+"""GQRS finds beats best where a second of the lead spans this much, peak to peak, in mV (DS1's
+records span 1.2-4.0 on MLII): it misses beats below and takes T waves for beats above. A lead
+outside is scaled to the nearer end (`benchmarks/detector_gain.py` measured the range)."""
 
 
 @dataclass
@@ -170,23 +171,26 @@ def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
     return np.unique(np.asarray(peaks, dtype=np.int64))
 
 
-def millivolts(signal: np.ndarray, fs: float, units: str | None) -> tuple[np.ndarray, str]:
-    """A lead in millivolts, since GQRS's amplitude thresholds are in microvolts: a record stored
-    in uV (as EDF exports often are) would otherwise look a thousand times too large to it. A
-    lead in other units is scaled so that its median one-second swing is `TYPICAL_SWING_MV`,
-    and a line says so."""
+def detector_signal(signal: np.ndarray, fs: float, units: str | None) -> tuple[np.ndarray, str]:
+    """A lead as GQRS needs it, and a line where its units were unknown. GQRS's thresholds are in
+    microvolts, so the lead is put in millivolts first (a record stored in uV, as EDF exports
+    often are, would otherwise look a thousand times too large); units other than a voltage are
+    read as mV. Then a lead whose median one-second swing lies outside `DETECTOR_SWING_MV` (a
+    high-gain chest lead, a low-gain recorder) is scaled to the nearer end."""
     per_mv = _PER_MILLIVOLT.get((units or "mV").strip().lower())
-    if per_mv is not None:
-        return signal * per_mv, ""
-    n = max(int(fs), 1)
-    seconds = signal[: len(signal) // n * n].reshape(-1, n)
-    swing = float(np.median(np.ptp(seconds, axis=1))) if len(seconds) else 0.0
-    if swing <= 0:
-        return signal, ""
-    return signal * (TYPICAL_SWING_MV / swing), (
-        f"units {units!r} are not a voltage the QRS detector knows (mV, uV, V, nV): the lead is "
-        f"scaled so that a second spans {TYPICAL_SWING_MV:g} mV for it"
+    said = (
+        ""
+        if per_mv
+        else f"units {units!r} are not a voltage the QRS detector knows (mV, uV, V, nV): read "
+        "as mV, scaled to the detector's range"
     )
+    mv = signal * (per_mv or 1.0)
+    n = max(int(fs), 1)
+    seconds = mv[: len(mv) // n * n].reshape(-1, n)
+    swing = float(np.median(np.ptp(seconds, axis=1))) if len(seconds) else 0.0
+    if swing > 0:
+        mv = mv * (float(np.clip(swing, *DETECTOR_SWING_MV)) / swing)
+    return mv, said
 
 
 def match_reference(
@@ -323,7 +327,7 @@ def predict_record(
         channel = header.sig_name.index(used)
         physical = (signal - header.baseline[channel]) / header.adc_gain[channel]
         units = header.units[channel] if header.units else None
-        signal_mv, scaled = millivolts(physical, fs, units)
+        signal_mv, scaled = detector_signal(physical, fs, units)
         note = "; ".join(filter(None, (note, scaled)))
         peaks = detect_beats(signal_mv, fs)
         beat = ~within(ref_peaks, vf)
