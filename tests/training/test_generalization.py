@@ -136,6 +136,17 @@ def test_centred_run_predicts_records_and_refuses_kachuee_files(
         capsys, "predict", "--run", str(run), "--record", str(half / "900"), "--out", str(out)
     )
     assert code == 2 and "record too short: 0.56 s" in err and len(err.strip().splitlines()) == 1
+    slow = tmp_path / "slow"  # a rate the layout's 40 Hz band cannot be kept at
+    slow.mkdir()
+    at_60 = wfdb.rdrecord(str(tiny_mitdb / "100")).p_signal[::6]
+    wfdb.wrsamp("100", 60, ["mV", "mV"], ["MLII", "V1"], p_signal=at_60, write_dir=str(slow))
+    slow_out = slow / "pred.csv"
+    code, _, err = run_cli(
+        capsys, "predict", "--run", str(run), "--record", str(slow / "100"), "--out", str(slow_out)
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "100.hea: sampled at 60 Hz: the centred layout keeps up to 40 Hz" in err
+    assert not slow_out.exists()
     if REAL_FORMATS.is_dir():
         code, _, err = run_cli(
             capsys,

@@ -309,6 +309,12 @@ def predict_record(
     signal, used, _ = leads[0]
     invalid = np.logical_or.reduce([gaps for _, _, gaps in leads])
     fs = float(header.fs)
+    if params.band_high_hz and fs <= 2 * params.band_high_hz:
+        raise BeatlabError(
+            f"sampled at {fs:g} Hz: the {params.name} layout keeps up to {params.band_high_hz:g} "
+            f"Hz, which needs a rate above {2 * params.band_high_hz:g} Hz",
+            base.with_suffix(".hea"),
+        )
     if len(signal) < params.length * fs / params.fs:
         raise BeatlabError(
             f"record too short: {len(signal) / fs:.2f} s, a beat of the {params.name} layout "
