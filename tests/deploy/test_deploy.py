@@ -422,6 +422,31 @@ def test_the_detector_finds_the_same_beats_on_a_lead_of_three_times_the_amplitud
     pd.testing.assert_frame_equal(tables[3.0], tables[1.0])
 
 
+def test_the_detector_keeps_a_short_recordings_first_and_last_beats(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """GQRS as it is misses the first and last beats of seconds 300-310 of record 100 (its
+    thresholds settle, and it waits for what follows a beat); padded, it finds all 13."""
+    start, end = 300 * FS, 310 * FS
+    rec = wfdb.rdrecord(str(real_mitdb / "100"), sampfrom=start, sampto=end, physical=False)
+    wfdb.wrsamp(
+        "100", FS, rec.units, rec.sig_name, d_signal=rec.d_signal, fmt=["16", "16"],
+        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(tmp_path),
+    )  # fmt: skip
+    ann = wfdb.rdann(str(real_mitdb / "100"), "atr", sampfrom=start, sampto=end - 1)
+    wfdb.wrann("100", "atr", ann.sample - start, ann.symbol, write_dir=str(tmp_path))
+    beats = read_annotations(tmp_path / "100")[0]
+    as_is = detect_beats(wfdb.rdrecord(str(tmp_path / "100"), channels=[0]).p_signal[:, 0], FS, 0)
+    assert len(beats) == 13 and len(as_is) == 11
+    assert abs(as_is[0] - beats[0]) > 54 and abs(as_is[-1] - beats[-1]) > 54
+    out = tmp_path / "100.csv"
+    code, printed, err = predict(
+        capsys, tiny_run, out, "--record", str(tmp_path / "100"), "--detector"
+    )
+    assert code == 0, err
+    assert "13 of 13 annotated beats found" in printed and len(pd.read_csv(out)) == 13
+
+
 def test_vf_episodes_open_and_close_at_the_record_ends(tmp_path: Path) -> None:
     wfdb.wrann(
         "a", "atr", np.array([10, 50, 60, 90]), ["]", "N", "[", "N"], write_dir=str(tmp_path)

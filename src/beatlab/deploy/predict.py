@@ -59,6 +59,8 @@ UNMATCHED, IN_VF = -1, -2
 an annotated ventricular flutter / fibrillation episode: EC57 scores VF apart, so that one is
 neither a beat found nor a false detection."""
 
+PAD_S = 2.0
+"""Seconds of padding before and after a lead for GQRS (`detect_beats`)."""
 _SEARCH_RADIUS_S = 0.05  # how far a detection may move to that deflection
 _SMOOTH_WINDOW_S = 0.15  # baseline removal before looking for that extremum
 _TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".parq": "parquet"}
@@ -154,16 +156,25 @@ def record_base(path: Path) -> Path:
     return path.with_suffix("") if path.suffix in {".hea", ".dat", ".atr"} else path
 
 
-def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
+def detect_beats(signal: np.ndarray, fs: float, pad_s: float = PAD_S) -> np.ndarray:
     """R peaks by GQRS, each moved to the largest deflection from the local baseline nearby:
     that is where MIT-BIH's annotators put the peak, for upright and inverted (often ectopic)
-    QRS alike, and so where the training beats start. Two detections of one beat become one."""
-    found = processing.gqrs_detect(sig=np.asarray(signal, dtype=np.float64), fs=fs)
+    QRS alike, and so where the training beats start. Two detections of one beat become one.
+    GQRS misses a recording's first beat (its thresholds still settling) and its last (it waits
+    for what follows a beat), which in a 10-second recording is a beat in six: so the lead is
+    held at its first value for `pad_s` before and mirrored for `pad_s` after."""
+    signal = np.asarray(signal, dtype=np.float64)
+    if len(signal) == 0:
+        return np.zeros(0, dtype=np.int64)
+    n = min(round(pad_s * fs), len(signal) - 1)
+    padded = np.concatenate([np.full(n, signal[0]), signal, signal[-2 : -n - 2 : -1]])
+    found = processing.gqrs_detect(sig=padded, fs=fs) - n
+    found = found[(found >= 0) & (found < len(signal))]
     if len(found) == 0:
         return np.zeros(0, dtype=np.int64)
     peaks = processing.correct_peaks(
         signal,
-        np.asarray(found),
+        found,
         search_radius=round(_SEARCH_RADIUS_S * fs),
         smooth_window_size=round(_SMOOTH_WINDOW_S * fs),
         peak_dir="both",
