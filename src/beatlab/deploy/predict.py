@@ -60,7 +60,9 @@ an annotated ventricular flutter / fibrillation episode: EC57 scores VF apart, s
 neither a beat found nor a false detection."""
 
 PAD_S = 2.0
-"""Seconds of padding before and after a lead for GQRS (`detect_beats`)."""
+"""Seconds of padding before and after the ends of a lead for GQRS (`detect_beats`)."""
+_EDGE_S = 5.0  # the stretch at each end of a lead that GQRS runs on again, padded
+_MIN_RR_S = 0.28  # GQRS's own shortest R-R: an edge beat closer to the lead's first or last is one
 _SEARCH_RADIUS_S = 0.05  # how far a detection may move to that deflection
 _SMOOTH_WINDOW_S = 0.15  # baseline removal before looking for that extremum
 _TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".parq": "parquet"}
@@ -161,20 +163,32 @@ def detect_beats(signal: np.ndarray, fs: float, pad_s: float = PAD_S) -> np.ndar
     that is where MIT-BIH's annotators put the peak, for upright and inverted (often ectopic)
     QRS alike, and so where the training beats start. Two detections of one beat become one.
     GQRS misses a recording's first beat (its thresholds still settling) and its last (it waits
-    for what follows a beat), which in a 10-second recording is a beat in six: so the lead is
-    held at its first value for `pad_s` before and mirrored for `pad_s` after."""
+    for what follows a beat), which in a 10-second recording is a beat in ten. So it runs again
+    on the first and last `_EDGE_S` of the lead, held at its first value for `pad_s` before and
+    mirrored for `pad_s` after, and the beats it finds there beyond the whole lead's first and
+    last are added (padding the whole lead instead changes GQRS's course through it)."""
     signal = np.asarray(signal, dtype=np.float64)
     if len(signal) == 0:
         return np.zeros(0, dtype=np.int64)
-    n = min(round(pad_s * fs), len(signal) - 1)
-    padded = np.concatenate([np.full(n, signal[0]), signal, signal[-2 : -n - 2 : -1]])
-    found = processing.gqrs_detect(sig=padded, fs=fs) - n
-    found = found[(found >= 0) & (found < len(signal))]
+    found = processing.gqrs_detect(sig=signal, fs=fs)
+    if pad_s > 0 and len(signal) > 1:
+        k = min(round(_EDGE_S * fs), len(signal))
+        n = min(round(pad_s * fs), k - 1)
+        head = processing.gqrs_detect(sig=np.r_[np.full(n, signal[0]), signal[:k]], fs=fs) - n
+        tail = processing.gqrs_detect(sig=np.r_[signal[-k:], signal[-2 : -n - 2 : -1]], fs=fs)
+        tail = tail + len(signal) - k
+        gap = round(_MIN_RR_S * fs)
+        first, last = (found[0], found[-1]) if len(found) else (len(signal) + gap, -gap - 1)
+        found = np.r_[
+            head[(head >= 0) & (head < first - gap)],
+            found,
+            tail[(tail > last + gap) & (tail < len(signal))],
+        ]
     if len(found) == 0:
         return np.zeros(0, dtype=np.int64)
     peaks = processing.correct_peaks(
         signal,
-        found,
+        found.astype(np.int64),
         search_radius=round(_SEARCH_RADIUS_S * fs),
         smooth_window_size=round(_SMOOTH_WINDOW_S * fs),
         peak_dir="both",
