@@ -73,7 +73,7 @@ _VIEWS = {"i", "ii", "iii", "avr", "avl", "avf", "mli", "mlii", "mliii"} | {
 DETECTOR_SWING_MV = (1.1, 3.0)
 """GQRS finds beats best where a second of the lead spans this much, peak to peak, in mV (DS1's
 records span 1.2-4.0 on MLII): it misses beats below and takes T waves for beats above. A lead
-outside is scaled to the nearer end (`benchmarks/detector_gain.py` measured the range)."""
+outside is scaled to the nearer end (`benchmarks/detector.py` measures it)."""
 
 
 @dataclass
@@ -206,8 +206,7 @@ def detector_signal(signal: np.ndarray, fs: float, units: str | None) -> tuple[n
     said = (
         ""
         if per_mv
-        else f"units {units!r} are not a voltage the QRS detector knows (mV, uV, V, nV): read "
-        "as mV, scaled to the detector's range"
+        else f"units {units!r} are not a voltage the QRS detector knows (mV, uV, V, nV): read as mV"
     )
     mv = signal * (per_mv or 1.0)
     n = max(int(fs), 1)
@@ -324,7 +323,8 @@ def predict_record(
     choices = record_leads(run, lead)
     if params.first_lead and not lead:
         choices[0] = tuple(header.sig_name[:1])
-    only, instead = only_lead(header, choices) if not lead else "", choices[0][0]
+    only = "" if lead else only_lead(header, choices)
+    instead = choices[0][0]
     if only:
         choices[0] = (only,)
     model, note, leads = readable_leads(run, base, header, choices, engine is None)
@@ -358,8 +358,8 @@ def predict_record(
         channel = header.sig_name.index(used)
         physical = (signal - header.baseline[channel]) / header.adc_gain[channel]
         units = header.units[channel] if header.units else None
-        signal_mv, scaled = detector_signal(physical, fs, units)
-        note = "; ".join(filter(None, (note, scaled)))
+        signal_mv, unknown_units = detector_signal(physical, fs, units)
+        note = "; ".join(filter(None, (note, unknown_units)))
         peaks = detect_beats(signal_mv, fs)
         beat = ~within(ref_peaks, vf)
         ref_peaks, ref_labels = ref_peaks[beat], ref_labels[beat]
