@@ -192,6 +192,17 @@ def test_one_lead_record_whose_name_is_no_view_is_read_and_said(
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), named)
 
 
+def test_edf_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, tmp_path: Path
+) -> None:
+    edf = tmp_path / "holter.EDF"
+    edf.write_bytes(b"0       ")
+    code, _, err = predict(capsys, tiny_run, tmp_path / "h.csv", "--record", str(edf))
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "holter.EDF: an EDF/BDF file; beatlab reads WFDB records" in err
+    assert not (tmp_path / "h.csv").exists()
+
+
 def test_twelve_lead_record_is_read_from_lead_ii(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
 ) -> None:

@@ -313,6 +313,12 @@ def predict_record(
     cut in the run's beat layout, at the beats of its `annotator` file; `detector` ignores them
     for finding beats (they still give the reference). Without a .atr file the detector finds
     the beats; without another annotator's file the record is refused."""
+    if path.suffix.lower() in {".edf", ".bdf"}:
+        raise BeatlabError(
+            "an EDF/BDF file; beatlab reads WFDB records (.hea + .dat): convert it first "
+            "(wfdb.io.convert.edf.read_edf, then wfdb.wrsamp)",
+            path,
+        )
     base = record_base(path)
     header = read_header(base)
     check_annotator(annotator)
