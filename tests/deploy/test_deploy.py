@@ -231,6 +231,25 @@ def test_twelve_lead_record_is_read_from_lead_ii(
     assert (tmp_path / "s0010.csv").read_text() == (tmp_path / "i01.csv").read_text()
 
 
+def write_digital(
+    rec: wfdb.Record,
+    out: Path,
+    name: str,
+    digital: np.ndarray | None = None,
+    units: str | None = None,
+    per_mv: float = 1.0,
+) -> Path:
+    """`rec`'s samples (or `digital` in their place) as record `name` in `out`, format 16, with
+    its gain and baseline; `units` and `per_mv` of them to a millivolt relabel the same samples
+    (3 in mV is a lead of three times the amplitude)."""
+    wfdb.wrsamp(
+        name, rec.fs, [units] * rec.n_sig if units else rec.units, rec.sig_name,
+        d_signal=rec.d_signal if digital is None else digital, fmt=["16"] * rec.n_sig,
+        adc_gain=[g / per_mv for g in rec.adc_gain], baseline=rec.baseline, write_dir=str(out),
+    )  # fmt: skip
+    return out / name
+
+
 def write_with_gap(real_mitdb: Path, out: Path, gap: slice | None) -> Path:
     """The first minute of record 208, with MLII invalid (WFDB's missing-value marker) over
     `gap`, and its annotations."""
@@ -240,10 +259,7 @@ def write_with_gap(real_mitdb: Path, out: Path, gap: slice | None) -> Path:
     if gap is not None:
         digital[gap, 0] = -32768  # format 16's invalid sample
     name = "gap" if gap is not None else "clean"
-    wfdb.wrsamp(
-        name, FS, rec.units, rec.sig_name, d_signal=digital, fmt=["16", "16"],
-        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(out),
-    )  # fmt: skip
+    write_digital(rec, out, name, digital)
     ann = wfdb.rdann(source, "atr", sampto=60 * FS)
     wfdb.wrann(name, "atr", ann.sample, ann.symbol, write_dir=str(out))
     return out / name
@@ -319,11 +335,7 @@ def write_207_in_vf(real_mitdb: Path, out: Path, marks: bool) -> Path:
     annotated `!`, no beat), with its annotations; without the episodes' `[` and `]` if not
     `marks`."""
     source, start, end = str(real_mitdb / "207"), 10 * FS, 65 * FS
-    rec = wfdb.rdrecord(source, sampfrom=start, sampto=end, physical=False)
-    wfdb.wrsamp(
-        "207", FS, rec.units, rec.sig_name, d_signal=rec.d_signal, fmt=["16", "16"],
-        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(out),
-    )  # fmt: skip
+    write_digital(wfdb.rdrecord(source, sampfrom=start, sampto=end, physical=False), out, "207")
     ann = wfdb.rdann(source, "atr", sampfrom=start, sampto=end - 1)
     keep = np.array([marks or s not in "[]" for s in ann.symbol])
     symbols = np.array(ann.symbol)[keep].tolist()
@@ -381,12 +393,7 @@ def write_scaled(real_mitdb: Path, out: Path, record: str, units: str, per_mv: f
     of them to a millivolt: 3 in mV is a lead of three times the amplitude), without annotations:
     the detector finds the beats."""
     rec = wfdb.rdrecord(str(real_mitdb / record), sampfrom=60 * FS, sampto=120 * FS, physical=False)
-    gain = [g / per_mv for g in rec.adc_gain]
-    wfdb.wrsamp(
-        record, FS, [units] * 2, rec.sig_name, d_signal=rec.d_signal, fmt=["16", "16"],
-        adc_gain=gain, baseline=rec.baseline, write_dir=str(out),
-    )  # fmt: skip
-    return out / record
+    return write_digital(rec, out, record, units=units, per_mv=per_mv)
 
 
 def test_the_detector_reads_a_record_in_microvolts_as_in_millivolts(
@@ -440,10 +447,7 @@ def test_the_detector_keeps_a_short_recordings_first_and_last_beats(
     thresholds settle, and it waits for what follows a beat); padded, it finds all 13."""
     start, end = 300 * FS, 310 * FS
     rec = wfdb.rdrecord(str(real_mitdb / "100"), sampfrom=start, sampto=end, physical=False)
-    wfdb.wrsamp(
-        "100", FS, rec.units, rec.sig_name, d_signal=rec.d_signal, fmt=["16", "16"],
-        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(tmp_path),
-    )  # fmt: skip
+    write_digital(rec, tmp_path, "100")
     ann = wfdb.rdann(str(real_mitdb / "100"), "atr", sampfrom=start, sampto=end - 1)
     wfdb.wrann("100", "atr", ann.sample - start, ann.symbol, write_dir=str(tmp_path))
     beats = read_annotations(tmp_path / "100")[0]
