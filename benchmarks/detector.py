@@ -103,6 +103,8 @@ def main() -> None:
     bases = [folder / name for name in records]
     if args.seconds is not None and (args.seconds <= 0 or args.excerpts < 1):
         raise BeatlabError("--seconds must be above 0 and --excerpts at least 1")
+    if min(args.gains) <= 0 or args.workers < 1:
+        raise BeatlabError("--gains must be above 0 and --workers at least 1")
     for base in bases:
         if not base.with_suffix(".hea").exists():
             raise BeatlabError(f"record {base.name} has no .hea file", base.with_suffix(".hea"))
@@ -132,10 +134,14 @@ def main() -> None:
         cells, errs = [], []
         for way in WAYS:
             fn, fp, found = totals[gain, way]
-            se, ppv = found / (found + fn), found / (found + fp)
+            se, ppv = found / max(found + fn, 1), found / max(found + fp, 1)
             cells.append(f"FN {fn:5.0f} FP {fp:5.0f} Se {se:.4f} +P {ppv:.4f}")
             errs.append(fn + fp)
-        print(f"{gain:>6g}  " + "  ".join(f"{c:>30}" for c in cells) + f"  {errs[1] / errs[0]:.2f}")
+        print(
+            f"{gain:>6g}  "
+            + "  ".join(f"{c:>30}" for c in cells)
+            + f"  {errs[1] / max(errs[0], 1):.2f}"
+        )
 
 
 if __name__ == "__main__":
