@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from beatlab.data.layouts import (
     list_layouts,
     over_invalid,
     segment_beats,
+    stored_layout,
 )
 from beatlab.errors import BeatlabError
 
@@ -36,6 +39,28 @@ def test_registry() -> None:
     assert get_layout("kachuee") is KACHUEE and KACHUEE.fs == 125 and KACHUEE.length == 187
     with pytest.raises(BeatlabError, match="did you mean 'centred'"):
         get_layout("centered")
+
+
+def test_kachuee_beats_do_not_depend_on_the_recorders_offset() -> None:
+    """The same ECG stored with another ADC baseline is the same beats, also in a 10-second
+    recording, where resampling against zero past its ends moved every beat by up to 0.5."""
+    signal, peaks = synthetic(seconds=10.0)
+    signal = 200 * signal  # in ADC units of 5 uV, as MIT-BIH stores them
+    beats, _ = segment_beats(signal, FS, peaks, KACHUEE, None)
+    offset, _ = segment_beats(signal + 1024, FS, peaks, KACHUEE, None)
+    np.testing.assert_allclose(offset, beats, atol=1e-3)
+    zero = replace(KACHUEE, resample_pad="constant")  # runs built before resample_pad
+    before, _ = segment_beats(signal + 1024, FS, peaks, zero, None)
+    assert np.abs(before - beats).max() > 0.1
+
+
+def test_a_run_stored_before_resample_pad_reads_as_it_was_built() -> None:
+    stored = {k: v for k, v in asdict(KACHUEE).items() if k != "resample_pad"}
+    assert KACHUEE.resample_pad == "edge"
+    assert stored_layout(stored, "kachuee").resample_pad == "constant"
+    signal, peaks = synthetic(seconds=10.0)
+    with pytest.raises(BeatlabError, match="unknown resample_pad 'reflect'"):
+        segment_beats(signal, FS, peaks, replace(KACHUEE, resample_pad="reflect"), None)
 
 
 def test_centred_beats_hold_the_r_peak_at_a_fixed_place_and_record_scale() -> None:

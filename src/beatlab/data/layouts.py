@@ -39,6 +39,8 @@ from scipy.signal import butter, resample_poly, sosfiltfilt
 from beatlab import BEAT_LENGTH
 from beatlab.errors import BeatlabError, unknown
 
+_RESAMPLE_PADS = ("edge", "constant")
+
 
 @dataclass(frozen=True)
 class BuildParams:
@@ -61,6 +63,12 @@ class BuildParams:
     resample: str = "poly"
     """poly: polyphase resampling to `fs`; pick: every (record rate / fs)-th raw sample counted
     from each R peak, unfiltered (the rate must be a multiple of `fs`)."""
+    resample_pad: str = "constant"
+    """What polyphase resampling takes to lie past a lead's ends: edge (its end values) or
+    constant (zero, as runs built before this field read). Zero drags a lead's first and last
+    samples towards 0, by as much as the recorder's offset, so a window normalised per 10 s
+    changes with that offset: every beat of a 10-second recording. Centred layouts band-pass
+    the lead first, which takes the offset away, so they keep zero."""
     normalise: str = "window"
     """window: min-max over each `window_s` window; beat: min-max over each beat's own span."""
     beat_end: str = "period"
@@ -113,9 +121,14 @@ def rr_intervals(
     return prev, nxt
 
 
-def resample(signal: np.ndarray, fs: float, to: int) -> np.ndarray:
+def resample(signal: np.ndarray, fs: float, to: int, pad: str = "constant") -> np.ndarray:
+    """`signal` at `to` Hz; `pad` is `BuildParams.resample_pad`."""
+    if pad not in _RESAMPLE_PADS:
+        raise BeatlabError(f"unknown resample_pad {pad!r} ({' or '.join(_RESAMPLE_PADS)})")
     ratio = Fraction(to / fs).limit_denominator(1000)
-    return resample_poly(np.asarray(signal, dtype=np.float32), ratio.numerator, ratio.denominator)
+    return resample_poly(
+        np.asarray(signal, dtype=np.float32), ratio.numerator, ratio.denominator, padtype=pad
+    )
 
 
 def _source(
@@ -125,7 +138,7 @@ def _source(
     between a beat's samples: the resampled lead (stride 1), or the raw lead read every
     fs/params.fs-th sample from each R peak (`resample="pick"`)."""
     if params.resample == "poly":
-        sig = resample(signal, fs, params.fs)
+        sig = resample(signal, fs, params.fs, params.resample_pad)
         r = np.minimum(np.rint(np.asarray(peaks) * params.fs / fs).astype(np.int64), len(sig) - 1)
         return sig, float(params.fs), r, 1
     stride = fs / params.fs
@@ -257,7 +270,9 @@ def segment_centred(
     `valid` beats, relative R-R (`marks` are not needed: the window does not depend on other
     annotations)."""
     sos = butter(2, [params.band_low_hz, params.band_high_hz], btype="band", fs=fs, output="sos")
-    sig = resample(sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)), fs, params.fs)
+    sig = resample(
+        sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)), fs, params.fs, params.resample_pad
+    )
     r = np.rint(np.asarray(peaks) * params.fs / fs).astype(np.int64)
     before, n = r_index(params), params.length
     padded = np.concatenate([np.zeros(n, np.float32), sig.astype(np.float32), np.zeros(n)])
@@ -419,7 +434,7 @@ def segment_clear(
     return (x, rr, kept) if kept.all() else (x[kept], rr[kept], kept)
 
 
-KACHUEE = register_layout(BuildParams())
+KACHUEE = register_layout(BuildParams(resample_pad="edge"))
 FILE_LAYOUTS = ("kachuee", "kaggle")
 """Layouts whose beats are shaped like the Kaggle CSV / course Parquet files (`kaggle` exactly):
 models trained on them may read those files."""
@@ -433,6 +448,7 @@ CENTRED = register_layout(
         band_low_hz=0.5,
         band_high_hz=40.0,
         rr_edge="median",
+        resample_pad="constant",
     )
 )
 DEVIATION = register_layout(replace(CENTRED, name="deviation", deviation=True))
