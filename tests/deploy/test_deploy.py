@@ -192,15 +192,68 @@ def test_one_lead_record_whose_name_is_no_view_is_read_and_said(
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), named)
 
 
-def test_edf_file_is_one_line(
+def write_edf(real_mitdb: Path, path: Path, record: str = "201") -> Path:
+    """Minute 2 of `record` as a Holter or sleep lab would export it: EDF+ labels (`ECG MLII`),
+    microvolts, 16 bits (24 for .bdf), beside an EEG signal at another rate, no annotations."""
+    import pyedflib
+
+    rec = wfdb.rdrecord(str(real_mitdb / record), sampfrom=60 * FS, sampto=120 * FS)
+    bits = 2 ** (23 if path.suffix == ".bdf" else 15)
+    ecg = dict(dimension="uV", sample_frequency=FS, physical_min=-8000, physical_max=8000)
+    headers = [dict(ecg, label=f"ECG {name}") for name in rec.sig_name]
+    headers.append(dict(ecg, label="EEG Fpz-Cz", sample_frequency=100))
+    signals = [np.ascontiguousarray(1000 * lead) for lead in rec.p_signal.T] + [np.zeros(6000)]
+    for header in headers:
+        header.update(digital_min=-bits, digital_max=bits - 1)
+    pyedflib.highlevel.write_edf(str(path), signals, headers)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".edf", ".bdf"])
+def test_an_edf_file_is_classified_like_the_wfdb_record_it_holds(
+    capsys: pytest.CaptureFixture[str],
+    tiny_run: Path,
+    real_mitdb: Path,
+    tmp_path: Path,
+    suffix: str,
+) -> None:
+    """An EDF/BDF file's ECG signals are read as a WFDB record of the same leads (`ECG MLII` is
+    MLII), in its units, and its beats found by the detector: the same beats and classes as the
+    record's own samples give, and no temporary copy left behind."""
+    edf = write_edf(real_mitdb, tmp_path / f"holter{suffix}")
+    rec = wfdb.rdrecord(str(real_mitdb / "201"), sampfrom=60 * FS, sampto=120 * FS, physical=False)
+    record = write_digital(rec, tmp_path, "201")
+    code, printed, err = predict(capsys, tiny_run, tmp_path / "e.csv", "--record", str(edf))
+    assert code == 0, err
+    assert f"holter{suffix}: " in printed and "from the QRS detector, lead MLII, 360 Hz" in printed
+    code, _, err = predict(
+        capsys, tiny_run, tmp_path / "w.csv", "--record", str(record), "--detector"
+    )
+    assert code == 0, err
+    from_edf, from_wfdb = pd.read_csv(tmp_path / "e.csv"), pd.read_csv(tmp_path / "w.csv")
+    assert 60 <= len(from_edf) <= 110
+    pd.testing.assert_frame_equal(from_edf, from_wfdb, rtol=0, atol=1e-5)  # EDF quantises
+    page = tmp_path / "p.html"
+    code, printed, err = cli(
+        capsys, "view", "--run", str(tiny_run), "--record", str(edf), "--out", str(page)
+    )
+    assert code == 0 and f"{len(from_edf)} beats" in printed, err
+    assert f"beatlab view: {tmp_path.name}/holter" in page.read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["201.dat", "201.hea", "e.csv", f"holter{suffix}", "p.html", "w.csv"]
+    )
+
+
+def test_a_file_named_edf_that_is_none_is_one_line(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, tmp_path: Path
 ) -> None:
     edf = tmp_path / "holter.EDF"
     edf.write_bytes(b"0       ")
-    code, _, err = predict(capsys, tiny_run, tmp_path / "h.csv", "--record", str(edf))
-    assert code == 2 and len(err.splitlines()) == 1, err
-    assert "holter.EDF: an EDF/BDF file; beatlab reads WFDB records" in err
-    assert not (tmp_path / "h.csv").exists()
+    for path, problem in ((edf, "unreadable EDF/BDF file"), (tmp_path / "no.edf", "no such file")):
+        code, _, err = predict(capsys, tiny_run, tmp_path / "h.csv", "--record", str(path))
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert f"{path}: {problem}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["holter.EDF"]
 
 
 def test_twelve_lead_record_is_read_from_lead_ii(

@@ -26,7 +26,8 @@ def predict(
     run: RunDir,
     out: Annotated[Path, typer.Option(help="Per-beat table to write: .csv or .parquet.")],
     record: Annotated[
-        Path | None, typer.Option(help="A WFDB record, e.g. data/mitdb/208 (.hea + .dat).")
+        Path | None,
+        typer.Option(help="A WFDB record, e.g. data/mitdb/208 (.hea + .dat), or an EDF/BDF file."),
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="Beats in the Kaggle CSV layout.")] = None,
     parquet: Annotated[

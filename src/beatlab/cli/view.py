@@ -12,7 +12,10 @@ from beatlab.cli.common import Annotator, Detector, RunDir, console
 
 def view(
     run: RunDir,
-    record: Annotated[Path, typer.Option(help="A WFDB record, e.g. data/mitdb/208 (.hea + .dat).")],
+    record: Annotated[
+        Path,
+        typer.Option(help="A WFDB record, e.g. data/mitdb/208 (.hea + .dat), or an EDF/BDF file."),
+    ],
     out: Annotated[Path, typer.Option(help="The page to write (.html).")],
     detector: Detector = False,
     annotator: Annotator = "atr",
@@ -28,6 +31,7 @@ def view(
     """Write one HTML page showing every classified beat of a record on its ECG trace."""
     import time
 
+    from beatlab.data.edf import as_wfdb
     from beatlab.deploy.predict import predict_record
     from beatlab.reporting.view import check_output, page_for, write_page
     from beatlab.training.runs import load_run
@@ -35,12 +39,16 @@ def view(
     check_output(out)  # a bad output fails before any work
     trained = load_run(run)
     start = time.perf_counter()
-    with console.status(f"classifying the beats of {record}", spinner="dots"):
-        result = predict_record(trained, record, detector=detector, lead=lead, annotator=annotator)
-    if result.note:
-        console.print(f"[yellow]{result.note}[/]")
-    predicted = time.perf_counter()
-    write_page(page_for(result, record, run.name), out)
+    with as_wfdb(record) as base:
+        with console.status(f"classifying the beats of {record}", spinner="dots"):
+            result = predict_record(
+                trained, base, detector=detector, lead=lead, annotator=annotator
+            )
+        if result.note:
+            console.print(f"[yellow]{result.note}[/]")
+        predicted = time.perf_counter()
+        page = page_for(result, base, run.name)
+    write_page(page, out)
     written = time.perf_counter()
     known = result.known
     wrong = int((result.predicted[known] != result.reference[known]).sum())

@@ -41,6 +41,7 @@ from beatlab.data.databases import (
     list_databases,
     parse_databases,
 )
+from beatlab.data.edf import as_wfdb, is_edf
 from beatlab.data.formats import NO_RR, detect_format, read_beats
 from beatlab.data.layouts import FILE_LAYOUTS, over_invalid, segment_clear
 from beatlab.errors import BeatlabError
@@ -312,13 +313,13 @@ def predict_record(
     """Classify every beat of the WFDB record at `path` with `engine` (default: the run's model),
     cut in the run's beat layout, at the beats of its `annotator` file; `detector` ignores them
     for finding beats (they still give the reference). Without a .atr file the detector finds
-    the beats; without another annotator's file the record is refused."""
-    if path.suffix.lower() in {".edf", ".bdf"}:
-        raise BeatlabError(
-            "an EDF/BDF file; beatlab reads WFDB records (.hea + .dat): convert it first "
-            "(wfdb.io.convert.edf.read_edf, then wfdb.wrsamp)",
-            path,
-        )
+    the beats; without another annotator's file the record is refused. An EDF/BDF file is read
+    as a WFDB record of its ECG signals (`beatlab.data.edf`), its beats found by the detector."""
+    if is_edf(path):
+        with as_wfdb(path) as base:
+            return predict_record(
+                run, base, detector=detector, engine=engine, lead=lead, annotator=annotator
+            )
     base = record_base(path)
     header = read_header(base)
     check_annotator(annotator)

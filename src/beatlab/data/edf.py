@@ -1,0 +1,100 @@
+"""EDF and BDF files (Holter, sleep and wearable exports) read as WFDB records.
+
+beatlab's record readers are WFDB's, so an EDF/BDF file is written, for as long as it is being
+classified, as a WFDB record in a temporary folder: its ECG signals at one sampling rate, in
+physical units, named as EDF+ names them (`ECG II` is lead `II`). Every other step then reads it
+exactly as it reads a PhysioNet record, and errors name the EDF file, never the temporary copy.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from beatlab.errors import BeatlabError
+
+EDF_SUFFIXES = {".edf", ".bdf"}
+_ECG_TYPES = ("ecg", "ekg")  # EDF+ labels start with the signal's type: "ECG II", "EKG V5"
+
+
+def is_edf(path: Path) -> bool:
+    return path.suffix.lower() in EDF_SUFFIXES
+
+
+def lead_name(label: str) -> str:
+    """EDF+ writes a label as type then specification ("ECG II"): the lead is the specification;
+    a label of the type alone ("ECG") or of no known type is kept as it is."""
+    kind, _, spec = label.strip().partition(" ")
+    return spec.strip() if kind.casefold() in _ECG_TYPES and spec.strip() else label.strip()
+
+
+def is_ecg(label: str) -> bool:
+    return label.strip().casefold().startswith(_ECG_TYPES)
+
+
+def ecg_signals(labels: list[str], rates: list[float]) -> list[int]:
+    """The signals to read: those whose label says ECG, else all (the user names one with
+    --lead); of those, the ones at the first one's sampling rate, as a WFDB record has one."""
+    chosen = [i for i, label in enumerate(labels) if is_ecg(label)] or list(range(len(labels)))
+    return [i for i in chosen if rates[i] == rates[chosen[0]]]
+
+
+def write_wfdb(path: Path, folder: Path) -> Path:
+    """Write the ECG signals of the EDF/BDF file at `path` as a WFDB record in `folder`, named
+    after the file, and return the record's base path."""
+    import pyedflib
+
+    try:
+        with pyedflib.EdfReader(str(path)) as edf:
+            labels = [str(label) for label in edf.getSignalLabels()]
+            if not labels:
+                raise BeatlabError("an EDF/BDF file with no signals", path)
+            rates = [float(edf.getSampleFrequency(i)) for i in range(len(labels))]
+            chosen = ecg_signals(labels, rates)
+            units = [str(edf.getPhysicalDimension(i)).strip() for i in chosen]
+            signals = [edf.readSignal(i) for i in chosen]
+            bits = "24" if path.suffix.lower() == ".bdf" else "16"
+    except OSError as err:
+        problem = str(err).replace(f"{path}: ", "")  # pyedflib names the file itself
+        raise BeatlabError(f"unreadable EDF/BDF file: {problem}", path) from None
+    length = min(len(s) for s in signals)
+    names = [lead_name(labels[i]) for i in chosen]
+    if len(set(n.casefold() for n in names)) < len(names):
+        names = [labels[i].strip() for i in chosen]  # two leads of one name: keep the labels
+    base = folder / (re.sub(r"[^-\w]", "_", path.stem) or "record")  # WFDB's record names
+    wfdb.wrsamp(
+        base.name,
+        fs=rates[chosen[0]],
+        units=[u.replace("\u00b5", "u").replace("\u03bc", "u") or "mV" for u in units],
+        sig_name=names,
+        p_signal=np.column_stack([s[:length] for s in signals]),
+        fmt=[bits] * len(chosen),
+        write_dir=str(folder),
+    )
+    return base
+
+
+@contextmanager
+def as_wfdb(path: Path) -> Iterator[Path]:
+    """`path` as a WFDB record: as it is, or for an EDF/BDF file its temporary WFDB copy (in a
+    folder named like the file's, so a page titles it `folder/name`), removed on leaving."""
+    if not is_edf(path):
+        yield path
+        return
+    if not path.is_file():
+        raise BeatlabError("no such file", path)
+    with tempfile.TemporaryDirectory(prefix="beatlab-edf-") as tmp:
+        folder = Path(tmp) / (path.resolve().parent.name or "edf")
+        folder.mkdir()
+        try:
+            yield write_wfdb(path, folder)
+        except BeatlabError as err:
+            if err.path and Path(err.path).is_relative_to(tmp):
+                raise BeatlabError(err.problem, path) from None
+            raise

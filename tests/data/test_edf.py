@@ -1,0 +1,48 @@
+"""EDF/BDF files read as WFDB records (`beatlab.data.edf`); the end-to-end checks, on real
+beats, are in tests/deploy/test_deploy.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyedflib
+import pytest
+from conftest import FS
+
+from beatlab.data.edf import as_wfdb, ecg_signals, lead_name
+from beatlab.errors import BeatlabError
+
+
+@pytest.mark.parametrize(
+    ("label", "lead"),
+    [("ECG II", "II"), ("EKG V5", "V5"), ("ecg MLII", "MLII"), ("ECG", "ECG"), ("ECG1", "ECG1")]
+    + [("Pleth", "Pleth"), ("EEG Fpz-Cz", "EEG Fpz-Cz"), (" ECG  aVR ", "aVR")],
+)
+def test_an_edf_label_names_its_lead_by_its_specification(label: str, lead: str) -> None:
+    assert lead_name(label) == lead
+
+
+def test_the_ecg_signals_at_the_first_ones_rate_are_read() -> None:
+    labels = ["EEG Fpz-Cz", "ECG II", "Resp", "ECG V5", "EKG V1"]
+    assert ecg_signals(labels, [100.0, 256.0, 25.0, 256.0, 512.0]) == [1, 3]
+    assert ecg_signals(["Ch1", "Ch2", "Ch3"], [250.0, 250.0, 1.0]) == [0, 1]  # no ECG label: all
+
+
+def test_a_wfdb_record_is_read_as_it_is(tmp_path: Path) -> None:
+    with as_wfdb(tmp_path / "208") as base:
+        assert base == tmp_path / "208"
+
+
+def test_an_error_about_the_temporary_copy_names_the_edf_file(tmp_path: Path) -> None:
+    """Errors raised while the copy is read name the user's file, and the copy is removed."""
+    edf = tmp_path / "night.edf"
+    header = dict(label="ECG II", dimension="mV", sample_frequency=FS)
+    header.update(physical_min=-5, physical_max=5, digital_min=-32768, digital_max=32767)
+    pyedflib.highlevel.write_edf(str(edf), [np.zeros(FS * 10)], [header])
+    with pytest.raises(BeatlabError) as raised, as_wfdb(edf) as base:
+        copy = base
+        assert base.with_suffix(".hea").read_text().split()[2] == str(FS)
+        raise BeatlabError("no beats", base.with_suffix(".hea"))
+    assert str(raised.value) == f"{edf}: no beats"
+    assert not copy.parent.exists()
