@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyedflib
 import pytest
+import wfdb
 from conftest import FS
 
 from beatlab.data.edf import as_wfdb, ecg_signals, lead_name
@@ -46,3 +47,15 @@ def test_an_error_about_the_temporary_copy_names_the_edf_file(tmp_path: Path) ->
         raise BeatlabError("no beats", base.with_suffix(".hea"))
     assert str(raised.value) == f"{edf}: no beats"
     assert not copy.parent.exists()
+
+
+def test_two_signals_naming_one_lead_keep_their_labels(tmp_path: Path) -> None:
+    """`ECG II` and `EKG II` would both be lead II: both keep their labels, so neither is read
+    for the other unasked."""
+    edf = tmp_path / "two.edf"
+    header = dict(dimension="uV", sample_frequency=FS, physical_min=-5000, physical_max=5000)
+    header.update(digital_min=-32768, digital_max=32767)
+    headers = [dict(header, label=label) for label in ("ECG II", "EKG II", "EEG C3")]
+    pyedflib.highlevel.write_edf(str(edf), [np.zeros(FS * 10)] * 3, headers)
+    with as_wfdb(edf) as base:
+        assert wfdb.rdheader(str(base)).sig_name == ["ECG II", "EKG II"]
