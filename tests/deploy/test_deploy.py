@@ -256,6 +256,60 @@ def test_a_file_named_edf_that_is_none_is_one_line(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["holter.EDF"]
 
 
+def test_a_folder_of_recordings_is_classified_into_one_table(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """`--records DIR`: each WFDB record and EDF file as `--record` classifies it, in one table
+    led by a record column; a file that cannot be read is one line and left out (exit 1), and
+    a re-run may replace the table it wrote."""
+    folder = tmp_path / "holters"
+    folder.mkdir()
+    for name in ("100", "208"):
+        rec = wfdb.rdrecord(str(real_mitdb / name), sampto=30 * FS, physical=False)
+        ann = wfdb.rdann(str(real_mitdb / name), "atr", sampto=30 * FS)
+        write_digital(rec, folder, name)
+        wfdb.wrann(name, "atr", ann.sample, ann.symbol, write_dir=str(folder))
+    write_edf(real_mitdb, folder / "night.edf")
+    (folder / "broken.edf").write_bytes(b"0       ")
+    out = tmp_path / "all.csv"
+    code, printed, err = predict(capsys, tiny_run, out, "--records", str(folder))
+    assert code == 1, err
+    assert err.splitlines() == [
+        f"beatlab: error: {folder / 'broken.edf'}: unreadable EDF/BDF file: a read error occurred"
+    ]
+    assert "beats of 3 recordings, from 2 at their annotations and 1 by the QRS detector" in printed
+    assert "left out 1 recording that could not be read" in printed
+    table = pd.read_csv(out, dtype={"record": str})
+    assert list(table["record"].unique()) == ["100", "208", "night.edf"]
+    for name in ("100", "208", "night.edf"):
+        one = tmp_path / f"{name}.csv"
+        code, _, err = predict(capsys, tiny_run, one, "--record", str(folder / name))
+        assert code == 0, err
+        alone = pd.read_csv(one)
+        part = table[table["record"] == name].drop(columns="record").reset_index(drop=True)
+        pd.testing.assert_frame_equal(part[alone.columns], alone)
+    (folder / "broken.edf").unlink()
+    code, _, err = predict(capsys, tiny_run, out, "--records", str(folder))
+    assert code == 0 and not err, err
+
+
+def test_a_folder_with_no_readable_recording_is_an_error(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "all.csv"
+    code, _, err = predict(capsys, tiny_run, out, "--records", str(tmp_path))
+    assert (
+        code == 2
+        and err == f"beatlab: error: {tmp_path}: no WFDB records (.hea) and no EDF/BDF files"
+    )
+    (tmp_path / "a.edf").write_bytes(b"0       ")
+    code, _, err = predict(capsys, tiny_run, out, "--records", str(tmp_path))
+    assert code == 2 and "a.edf: unreadable EDF/BDF file" in err
+    code, _, err = predict(capsys, tiny_run, out, "--records", str(tmp_path), "--csv", "x.csv")
+    assert code == 2 and "give exactly one of --record, --records, --csv or --parquet" in err
+    assert not out.exists()
+
+
 def test_twelve_lead_record_is_read_from_lead_ii(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
 ) -> None:

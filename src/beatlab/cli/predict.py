@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,11 +17,12 @@ from beatlab.cli.common import (
     print_decision_weights,
     print_table,
 )
-from beatlab.errors import BeatlabError
+from beatlab.errors import BeatlabError, one_line
 from beatlab.io import refuse_foreign
 
 if TYPE_CHECKING:
-    from beatlab.deploy.predict import Predictions
+    from beatlab.deploy.predict import Engine, Predictions
+    from beatlab.training.runs import Run
 
 
 def predict(
@@ -28,6 +31,13 @@ def predict(
     record: Annotated[
         Path | None,
         typer.Option(help="A WFDB record, e.g. data/mitdb/208 (.hea + .dat), or an EDF/BDF file."),
+    ] = None,
+    records: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of recordings: its WFDB records (its RECORDS file's, else every "
+            ".hea) and EDF/BDF files, classified in one go into one table with a record column."
+        ),
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="Beats in the Kaggle CSV layout.")] = None,
     parquet: Annotated[
@@ -51,10 +61,12 @@ def predict(
         ),
     ] = None,
 ) -> None:
-    """Classify every beat of a WFDB record or beat file and write one row per beat."""
+    """Classify every beat of a WFDB record, EDF file, folder of them or beat file and write one
+    row per beat."""
     from beatlab.deploy.export import runner_for
     from beatlab.deploy.predict import (
         check_beat_file,
+        folder_records,
         is_prediction_table,
         predict_file,
         predict_record,
@@ -63,22 +75,26 @@ def predict(
     )
     from beatlab.training.runs import load_run
 
-    sources = {"record": record, "csv": csv, "parquet": parquet}
+    sources = {"record": record, "records": records, "csv": csv, "parquet": parquet}
     chosen = [(flag, path) for flag, path in sources.items() if path is not None]
     if len(chosen) != 1:
-        raise BeatlabError("give exactly one of --record, --csv or --parquet")
+        raise BeatlabError("give exactly one of --record, --records, --csv or --parquet")
     flag, source = chosen[0]
     given = {"detector": detector, "lead": lead, "annotator": annotator != "atr"}
     for option in (name for name, value in given.items() if value):
-        if flag != "record":
-            raise BeatlabError(f"--{option} applies to --record only")
+        if flag not in {"record", "records"}:
+            raise BeatlabError(f"--{option} applies to --record and --records only")
     table_format(out)  # a bad output suffix or folder fails before any work
     check_output(out)
     refuse_foreign(out, is_prediction_table, "a prediction table")
-    if flag != "record":
+    if flag in {"csv", "parquet"}:
         check_beat_file(source, flag)
+    paths = folder_records(source) if flag == "records" else []
     trained = load_run(run)
     engine = runner_for(trained, onnx).predict_proba if onnx else None
+    if flag == "records":
+        predict_folder(trained, source, paths, out, detector, engine, lead, annotator)
+        return
     with console.status(f"classifying the beats of {source}", spinner="dots"):
         if flag == "record":
             result = predict_record(
@@ -92,6 +108,53 @@ def predict(
     console.print(f"wrote {len(result):,} beats to [bold]{out}[/]")
 
 
+def predict_folder(
+    trained: Run,
+    folder: Path,
+    paths: list[Path],
+    out: Path,
+    detector: bool,
+    engine: Engine | None,
+    lead: str | None,
+    annotator: str,
+) -> None:
+    """`predict --records`: every recording of the folder into one table. A recording that
+    cannot be read is one line on stderr and left out; the exit status is then 1 (2 where none
+    could be read, and nothing is written)."""
+    from beatlab.deploy.predict import pooled, predict_records, records_table, write_table
+
+    done, failed = predict_records(
+        trained, paths, detector=detector, engine=engine, lead=lead, annotator=annotator
+    )
+    for err in failed.values():
+        print(f"beatlab: error: {one_line(str(err))}", file=sys.stderr)
+    if not done:
+        raise typer.Exit(2)
+    write_table(records_table(done, folder), out)
+    said: dict[str, list[str]] = {}  # note -> the recordings it is about
+    for path, result in done.items():
+        if result.note:
+            said.setdefault(result.note, []).append(path.relative_to(folder).as_posix())
+    sources = Counter(result.source for result in done.values())
+    console.print(
+        f"[bold]{folder}[/]: {sum(len(r) for r in done.values()):,} beats of {len(done):,} "
+        "recordings, from "
+        + " and ".join(
+            f"{n:,} {'by the QRS detector' if kind == 'detector' else 'at their annotations'}"
+            for kind, n in sorted(sources.items())
+        )
+    )
+    for note, which in said.items():
+        console.print(f"[yellow]{', '.join(which)}: {note}[/]")
+    print_beats(pooled(done))
+    print_decision_weights(trained.config.hparams, trained.classes)
+    console.print(f"wrote {sum(len(r) for r in done.values()):,} beats to [bold]{out}[/]")
+    if failed:
+        many = "s" if len(failed) > 1 else ""
+        console.print(f"[red]left out {len(failed):,} recording{many} that could not be read[/]")
+        raise typer.Exit(1)
+
+
 def check_output(path: Path) -> None:
     """An output file the user named goes into a folder that exists: a mistyped folder is an
     error before any work, never a new directory tree."""
@@ -103,9 +166,6 @@ def check_output(path: Path) -> None:
 
 def print_summary(result: Predictions, source: Path, annotator: str = "atr") -> None:
     """Where the beats came from, beats per class, and agreement with the reference if known."""
-    from beatlab.deploy.predict import MATCH_WINDOW_S
-    from beatlab.training.crossdb import IN_VF_SAID
-
     if result.source == "file":
         console.print(f"[bold]{source}[/]: {len(result):,} beats (one per row)")
     else:
@@ -117,6 +177,15 @@ def print_summary(result: Predictions, source: Path, annotator: str = "atr") -> 
         )
     if result.note:
         console.print(f"[yellow]{result.note}[/]")
+    print_beats(result)
+
+
+def print_beats(result: Predictions) -> None:
+    """Detection against the annotations where both are known, beats per class, and per-class
+    agreement with the reference where it is known."""
+    from beatlab.deploy.predict import MATCH_WINDOW_S
+    from beatlab.training.crossdb import IN_VF_SAID
+
     if result.matched_against:
         matched, annotated = int(result.known.sum()), result.matched_against
         console.print(

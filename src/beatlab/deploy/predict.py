@@ -32,6 +32,7 @@ from beatlab.data.build import (
     read_annotation_marks,
     read_header,
     read_lead,
+    record_names,
     within,
 )
 from beatlab.data.databases import (
@@ -408,6 +409,71 @@ def predict_record(
     )
 
 
+def folder_records(folder: Path) -> list[Path]:
+    """The recordings `predict --records` classifies: the folder's WFDB records (those its
+    RECORDS file lists, as PhysioNet's do, else every header) and its EDF/BDF files."""
+    if not folder.is_dir():
+        raise BeatlabError("no such directory", folder)
+    edf = sorted(p for p in folder.iterdir() if is_edf(p) and p.is_file())
+    has_wfdb = (folder / "RECORDS").exists() or any(folder.glob("*.hea"))
+    records = [folder / name for name in record_names(folder)] if has_wfdb else []
+    if not records and not edf:
+        raise BeatlabError("no WFDB records (.hea) and no EDF/BDF files", folder)
+    return records + edf
+
+
+def predict_records(
+    run: Run,
+    paths: list[Path],
+    *,
+    detector: bool = False,
+    engine: Engine | None = None,
+    lead: str | None = None,
+    annotator: str = "atr",
+    progress: bool = True,
+) -> tuple[dict[Path, Predictions], dict[Path, BeatlabError]]:
+    """Classify each recording as `predict_record` does, in one process (a run loads once, not
+    once per record); a recording that cannot be read is kept with its error, and the others
+    go on, so one bad file in a thousand costs that file only."""
+    from rich.progress import track
+
+    done: dict[Path, Predictions] = {}
+    failed: dict[Path, BeatlabError] = {}
+    for path in track(paths, description="classifying", disable=not progress, transient=True):
+        try:
+            done[path] = predict_record(
+                run, path, detector=detector, engine=engine, lead=lead, annotator=annotator
+            )
+        except BeatlabError as err:
+            failed[path] = err
+    return done, failed
+
+
+def records_table(done: dict[Path, Predictions], folder: Path) -> pd.DataFrame:
+    """The per-beat tables of several recordings as one, each row led by its recording's name
+    (its path within `folder`)."""
+    tables = [
+        result.table().assign(record=path.relative_to(folder).as_posix())
+        for path, result in done.items()
+    ]
+    table = pd.concat(tables, ignore_index=True)
+    if "reference" in table:
+        table["reference"] = table["reference"].astype("string")
+    return table[["record", *(c for c in table.columns if c != "record")]]
+
+
+def pooled(done: dict[Path, Predictions]) -> Predictions:
+    """Several recordings' predictions as one, for counting beats per class over them all."""
+    parts = list(done.values())
+    return Predictions(
+        classes=parts[0].classes,
+        proba=np.concatenate([p.proba for p in parts]),
+        reference=np.concatenate([p.reference for p in parts]),
+        source="records",
+        matched_against=sum(p.matched_against for p in parts),
+    )
+
+
 def predict_file(run: Run, path: Path, *, engine: Engine | None = None) -> Predictions:
     """Classify every row of a Kaggle CSV or course Parquet file with `engine` (default: the
     run's model); its label is the reference."""
@@ -452,6 +518,8 @@ def is_prediction_table(path: Path) -> bool:
             return False
     else:
         names = head_line(path).split(",")
+    if names[:1] == ["record"]:  # `predict --records`
+        names = names[1:]
     return names[:3] == ["sample", "time_s", "predicted"] or names[:2] == ["row", "predicted"]
 
 
