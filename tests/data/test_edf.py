@@ -11,7 +11,7 @@ import pytest
 import wfdb
 from conftest import FS
 
-from beatlab.data.edf import as_wfdb, ecg_signals, lead_name
+from beatlab.data.edf import as_wfdb, ecg_signals, lead_name, write_wfdb
 from beatlab.errors import BeatlabError
 
 
@@ -59,3 +59,18 @@ def test_two_signals_naming_one_lead_keep_their_labels(tmp_path: Path) -> None:
     pyedflib.highlevel.write_edf(str(edf), [np.zeros(FS * 10)] * 3, headers)
     with as_wfdb(edf) as base:
         assert wfdb.rdheader(str(base)).sig_name == ["ECG II", "EKG II"]
+
+
+def test_a_discontinuous_file_is_one_line(tmp_path: Path) -> None:
+    """EDF+D holds parts with gaps between them, which read as one lead would give beats R-R
+    intervals across the gaps: refused, naming the file."""
+    edf = tmp_path / "parts.edf"
+    header = dict(label="ECG II", dimension="mV", sample_frequency=FS)
+    header.update(physical_min=-5, physical_max=5, digital_min=-32768, digital_max=32767)
+    pyedflib.highlevel.write_edf(str(edf), [np.zeros(FS * 10)], [header])
+    data = bytearray(edf.read_bytes())
+    assert data[192:197] == b"EDF+C"
+    data[192:197] = b"EDF+D"
+    edf.write_bytes(bytes(data))
+    with pytest.raises(BeatlabError, match=r"parts.edf: an EDF\+D/BDF\+D file \(discontinuous\)"):
+        write_wfdb(edf, tmp_path)

@@ -38,6 +38,17 @@ def is_ecg(label: str) -> bool:
     return label.strip().casefold().startswith(_ECG_TYPES)
 
 
+def discontinuous(path: Path) -> bool:
+    """Whether an EDF+/BDF+ file says it has gaps: its header's reserved field (bytes 192 on)
+    starts EDF+D or BDF+D, where a continuous one has EDF+C and plain EDF nothing."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(197)
+    except OSError:
+        return False
+    return head[192:197] in {b"EDF+D", b"BDF+D"}
+
+
 def ecg_signals(labels: list[str], rates: list[float]) -> list[int]:
     """The signals to read: those whose label says ECG, else all (the user names one with
     --lead); of those, the ones at the first one's sampling rate, as a WFDB record has one."""
@@ -50,6 +61,12 @@ def write_wfdb(path: Path, folder: Path) -> Path:
     after the file, and return the record's base path."""
     import pyedflib
 
+    if discontinuous(path):
+        raise BeatlabError(
+            "an EDF+D/BDF+D file (discontinuous): beatlab reads continuous recordings, as its "
+            "R-R intervals would span the gaps; export it as EDF+C, or as one file per part",
+            path,
+        )
     try:
         with pyedflib.EdfReader(str(path)) as edf:
             labels = [str(label) for label in edf.getSignalLabels()]
