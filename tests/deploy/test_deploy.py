@@ -169,7 +169,7 @@ def test_record_of_another_lead_is_classified_when_named(
     assert code == 0, err
     assert "lead V1" in printed and len(pd.read_csv(out)) > 15
     code, _, err = predict(capsys, tiny_run, out, "--csv", "beats.csv", "--lead", "V1")
-    assert code == 2 and "--lead applies to --record only" in err
+    assert code == 2 and "--lead applies to --record and --records only" in err
 
 
 def test_one_lead_record_whose_name_is_no_view_is_read_and_said(
@@ -680,7 +680,7 @@ def test_rhythm_only_annotations_point_to_the_detector(
         )
         assert code == 2 and err == f"beatlab: error: {problem}", err
     code, _, err = predict(capsys, tiny_run, out, "--csv", str(out), "--annotator", "qrs")
-    assert code == 2 and err == "beatlab: error: --annotator applies to --record only"
+    assert code == 2 and err == "beatlab: error: --annotator applies to --record and --records only"
 
 
 def test_run_without_checkpoint(
@@ -709,13 +709,13 @@ def test_row_of_the_wrong_length(
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
-        ([], "give exactly one of --record, --csv or --parquet"),
+        ([], "give exactly one of --record, --records, --csv or --parquet"),
         (
             ["--csv", "a.csv", "--parquet", "b.parquet"],
-            "give exactly one of --record, --csv or --parquet",
+            "give exactly one of --record, --records, --csv or --parquet",
         ),
         (["--csv", "a.parquet"], "a.parquet: --csv needs a .csv file"),
-        (["--csv", "a.csv", "--detector"], "--detector applies to --record only"),
+        (["--csv", "a.csv", "--detector"], "--detector applies to --record and --records only"),
     ],
 )
 def test_bad_arguments(
