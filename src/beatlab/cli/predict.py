@@ -138,7 +138,7 @@ def predict_folder(
     sources = Counter(result.source for result in done.values())
     console.print(
         f"[bold]{folder}[/]: {sum(len(r) for r in done.values()):,} beats of {len(done):,} "
-        "recordings, from "
+        f"recording{'s' if len(done) > 1 else ''}, from "
         + " and ".join(
             f"{n:,} {'by the QRS detector' if kind == 'detector' else 'at their annotations'}"
             for kind, n in sorted(sources.items())
