@@ -293,6 +293,22 @@ def test_a_folder_of_recordings_is_classified_into_one_table(
     assert code == 0 and not err, err
 
 
+def test_a_folder_lists_its_records_in_subfolders_as_physionet_does(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """PhysioNet's RECORDS file may name records in subfolders (PTB-XL's records100/00000/...):
+    each is read there and named by that path."""
+    (tmp_path / "records100" / "00000").mkdir(parents=True)
+    rec = wfdb.rdrecord(str(real_mitdb / "100"), sampto=10 * FS, physical=False)
+    write_digital(rec, tmp_path / "records100" / "00000", "00001_lr")
+    (tmp_path / "RECORDS").write_text("records100/00000/00001_lr\n")
+    out = tmp_path / "all.parquet"
+    code, printed, err = predict(capsys, tiny_run, out, "--records", str(tmp_path))
+    assert code == 0 and "beats of 1 recording, from 1 by the QRS detector" in printed, err
+    table = pd.read_parquet(out)
+    assert set(table["record"]) == {"records100/00000/00001_lr"} and len(table) >= 10
+
+
 def test_a_folder_with_no_readable_recording_is_an_error(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, tmp_path: Path
 ) -> None:
