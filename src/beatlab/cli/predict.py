@@ -121,7 +121,13 @@ def predict_folder(
     """`predict --records`: every recording of the folder into one table. A recording that
     cannot be read is one line on stderr and left out; the exit status is then 1 (2 where none
     could be read, and nothing is written)."""
-    from beatlab.deploy.predict import pooled, predict_records, records_table, write_table
+    from beatlab.deploy.predict import (
+        notes_by_recording,
+        pooled,
+        predict_records,
+        records_table,
+        write_table,
+    )
 
     done, failed = predict_records(
         trained, paths, detector=detector, engine=engine, lead=lead, annotator=annotator
@@ -131,24 +137,21 @@ def predict_folder(
     if not done:
         raise typer.Exit(2)
     write_table(records_table(done, folder), out)
-    said: dict[str, list[str]] = {}  # note -> the recordings it is about
-    for path, result in done.items():
-        if result.note:
-            said.setdefault(result.note, []).append(path.relative_to(folder).as_posix())
+    beats = sum(len(result) for result in done.values())
     sources = Counter(result.source for result in done.values())
     console.print(
-        f"[bold]{folder}[/]: {sum(len(r) for r in done.values()):,} beats of {len(done):,} "
+        f"[bold]{folder}[/]: {beats:,} beats of {len(done):,} "
         f"recording{'s' if len(done) > 1 else ''}, from "
         + " and ".join(
             f"{n:,} {'by the QRS detector' if kind == 'detector' else 'at their annotations'}"
             for kind, n in sorted(sources.items())
         )
     )
-    for note, which in said.items():
-        console.print(f"[yellow]{', '.join(which)}: {note}[/]")
+    for line in notes_by_recording((p.relative_to(folder).as_posix(), r) for p, r in done.items()):
+        console.print(f"[yellow]{line}[/]")
     print_beats(pooled(done))
     print_decision_weights(trained.config.hparams, trained.classes)
-    console.print(f"wrote {sum(len(r) for r in done.values()):,} beats to [bold]{out}[/]")
+    console.print(f"wrote {beats:,} beats to [bold]{out}[/]")
     if failed:
         many = "s" if len(failed) > 1 else ""
         console.print(f"[red]left out {len(failed):,} recording{many} that could not be read[/]")

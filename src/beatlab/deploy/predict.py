@@ -8,7 +8,7 @@ annotated beat it hits, so the agreement figure covers detection and classificat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -460,6 +460,16 @@ def records_table(done: dict[Path, Predictions], folder: Path) -> pd.DataFrame:
     if "reference" in table:
         table["reference"] = table["reference"].astype("string")
     return table[["record", *(c for c in table.columns if c != "record")]]
+
+
+def notes_by_recording(results: Iterable[tuple[str, Predictions]]) -> list[str]:
+    """Each note of several recordings once, led by the recordings it is about ("201, 203:
+    ..."), so that a folder's summary does not repeat one line per recording."""
+    said: dict[str, list[str]] = {}
+    for name, result in results:
+        if result.note:
+            said.setdefault(result.note, []).append(name)
+    return [f"{', '.join(which)}: {note}" for note, which in said.items()]
 
 
 def pooled(done: dict[Path, Predictions]) -> Predictions:

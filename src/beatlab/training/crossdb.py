@@ -169,7 +169,12 @@ def evaluate_records(
     neither, as in EC57 (`in_vf` says how many detections)."""
     from rich.progress import track
 
-    from beatlab.deploy.predict import UNMATCHED, check_annotator, predict_record
+    from beatlab.deploy.predict import (
+        UNMATCHED,
+        check_annotator,
+        notes_by_recording,
+        predict_record,
+    )
 
     check_annotator(annotator)
     run = aami_run(run_dir)
@@ -177,16 +182,14 @@ def evaluate_records(
     annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
     if not annotated:
         raise BeatlabError(f"no record here has a .{annotator} annotation file", folder)
-    parts = []
-    said: dict[str, list[str]] = {}  # note -> the records it is about
-    for name in track(annotated, description=f"classifying {len(annotated)} records"):
-        result = predict_record(
-            run, folder / name, lead=lead, annotator=annotator, detector=detector
+    parts = [
+        (
+            name,
+            predict_record(run, folder / name, lead=lead, annotator=annotator, detector=detector),
         )
-        parts.append((name, result))
-        if result.note:
-            said.setdefault(result.note, []).append(name)
-    notes = [f"{', '.join(which)}: {note}" for note, which in said.items()]
+        for name in track(annotated, description=f"classifying {len(annotated)} records")
+    ]
+    notes = notes_by_recording(parts)
     without = sorted(set(names) - set(annotated))
     if without:
         notes.append(f"left out {len(without)} records without .{annotator}: {', '.join(without)}")
