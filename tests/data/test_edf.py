@@ -74,3 +74,14 @@ def test_a_discontinuous_file_is_one_line(tmp_path: Path) -> None:
     edf.write_bytes(bytes(data))
     with pytest.raises(BeatlabError, match=r"parts.edf: an EDF\+D/BDF\+D file \(discontinuous\)"):
         write_wfdb(edf, tmp_path)
+
+
+def test_an_unlabelled_signal_is_named_by_its_place(tmp_path: Path) -> None:
+    """A signal with an empty label would be a WFDB lead with no name: it is `signal N`, N its
+    place in the file, which --lead can name."""
+    edf = tmp_path / "bare.edf"
+    header = dict(label="", dimension="mV", sample_frequency=FS, physical_min=-5, physical_max=5)
+    header.update(digital_min=-32768, digital_max=32767)
+    pyedflib.highlevel.write_edf(str(edf), [np.zeros(FS * 10)] * 2, [header, header])
+    with as_wfdb(edf) as base:
+        assert wfdb.rdheader(str(base)).sig_name == ["signal 1", "signal 2"]

@@ -84,6 +84,7 @@ def write_wfdb(path: Path, folder: Path) -> Path:
     names = [lead_name(labels[i]) for i in chosen]
     if len(set(n.casefold() for n in names)) < len(names):
         names = [labels[i].strip() for i in chosen]  # two leads of one name: keep the labels
+    names = [name or f"signal {i + 1}" for name, i in zip(names, chosen, strict=True)]  # unlabelled
     base = folder / (re.sub(r"[^-\w]", "_", path.stem) or "record")  # WFDB's record names
     wfdb.wrsamp(
         base.name,
