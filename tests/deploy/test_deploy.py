@@ -13,6 +13,7 @@ import pytest
 import torch
 import wfdb
 from conftest import FS, run_cli
+from wfdb import processing
 
 from beatlab import CLASSES
 from beatlab.data.build import (
@@ -34,7 +35,7 @@ from beatlab.deploy import (
     predict_file,
 )
 from beatlab.deploy.export import example_inputs, exported_metadata
-from beatlab.deploy.predict import detect_beats, match_reference
+from beatlab.deploy.predict import detect_beats, gqrs, match_reference
 from beatlab.errors import BeatlabError
 from beatlab.models import create_model, list_models
 from beatlab.training.config import TrainConfig
@@ -583,6 +584,30 @@ def test_the_detector_keeps_a_short_recordings_first_and_last_beats(
     )
     assert code == 0, err
     assert "13 of 13 annotated beats found" in printed and len(pd.read_csv(out)) == 13
+
+
+def test_the_detector_tells_how_far_it_has_read_and_finds_what_gqrs_finds(
+    real_mitdb: Path,
+) -> None:
+    """`gqrs` writes out gqrs_detect's settings to watch it read; it must find the same beats,
+    with or without a watcher, and tell a share that only grows, up to 1."""
+    lead = wfdb.rdrecord(str(real_mitdb / "201"), channels=[0], sampto=5 * 60 * FS).p_signal[:, 0]
+    shares: list[float] = []
+    found = gqrs(lead, FS, shares.append)
+    np.testing.assert_array_equal(found, processing.gqrs_detect(sig=lead, fs=FS))
+    np.testing.assert_array_equal(gqrs(lead, FS), found)
+    assert shares and shares[-1] == 1.0 and all(np.diff(shares) >= 0)
+
+
+def test_an_error_in_the_detectors_thread_reaches_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("inside GQRS")
+
+    monkeypatch.setattr(processing.qrs.GQRS, "detect", fail)
+    with pytest.raises(RuntimeError, match="inside GQRS"):
+        gqrs(np.sin(np.arange(10 * FS) / 50), FS, lambda share: None)
 
 
 def test_vf_episodes_open_and_close_at_the_record_ends(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from beatlab.cli.common import (
 )
 from beatlab.errors import BeatlabError, one_line
 from beatlab.io import refuse_foreign
+from beatlab.output import RecordingBars
 
 if TYPE_CHECKING:
     from beatlab.deploy.predict import Engine, Predictions
@@ -95,10 +96,16 @@ def predict(
     if flag == "records":
         predict_folder(trained, source, paths, out, detector, engine, lead, annotator)
         return
-    with console.status(f"classifying the beats of {source}", spinner="dots"):
+    with RecordingBars(f"classifying the beats of {source}", console=console) as bars:
         if flag == "record":
             result = predict_record(
-                trained, source, detector=detector, engine=engine, lead=lead, annotator=annotator
+                trained,
+                source,
+                detector=detector,
+                engine=engine,
+                lead=lead,
+                annotator=annotator,
+                progress=bars.detector,
             )
         else:
             result = predict_file(trained, source, engine=engine)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from beatlab.cli.common import Annotator, Detector, RunDir, console
+from beatlab.output import RecordingBars
 
 
 def view(
@@ -40,9 +41,14 @@ def view(
     trained = load_run(run)
     start = time.perf_counter()
     with as_wfdb(record) as base:
-        with console.status(f"classifying the beats of {record}", spinner="dots"):
+        with RecordingBars(f"classifying the beats of {record}", console=console) as bars:
             result = predict_record(
-                trained, base, detector=detector, lead=lead, annotator=annotator
+                trained,
+                base,
+                detector=detector,
+                lead=lead,
+                annotator=annotator,
+                progress=bars.detector,
             )
         if result.note:
             console.print(f"[yellow]{result.note}[/]")

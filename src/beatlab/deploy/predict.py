@@ -8,6 +8,7 @@ annotated beat it hits, so the agreement figure covers detection and classificat
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 import torch
 import wfdb
 from wfdb import processing
+from wfdb.processing.qrs import GQRS
 
 from beatlab import CLASSES
 from beatlab.data.build import (
@@ -49,6 +51,7 @@ from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
 from beatlab.models.ensemble import members_reading, over_leads
+from beatlab.output import RecordingBars
 from beatlab.training.data import check_float32, warn_outside
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import Run
@@ -160,7 +163,53 @@ def record_base(path: Path) -> Path:
     return path.with_suffix("") if path.suffix in {".hea", ".dat", ".atr"} else path
 
 
-def detect_beats(signal: np.ndarray, fs: float, pad_s: float = PAD_S) -> np.ndarray:
+Progress = Callable[[float], None]
+"""Told the share of a lead the QRS detector has read, from 0 to 1, as it reads it."""
+_POLL_S = 0.25  # how often the detector's progress is read
+
+
+def gqrs(signal: np.ndarray, fs: float, progress: Progress | None = None) -> np.ndarray:
+    """`processing.gqrs_detect(sig=signal, fs=fs)`, its default settings written out, telling
+    `progress` how far it has read: GQRS is a Python loop over every sample (here about 5 s an
+    hour of ECG at 360 Hz, two minutes a 24-hour Holter lead), more than a spinner should cover.
+    With `progress` it reads in a thread while this one polls the detector's position; the
+    thread is a daemon, so Ctrl+C is not held until GQRS is done."""
+    record = wfdb.Record(p_signal=signal.reshape(-1, 1), fmt=["24"])
+    record.set_d_features(do_adc=True)  # as gqrs_detect digitises a physical signal
+    conf = GQRS.Conf(
+        fs=fs, adc_gain=record.adc_gain[0], hr=75, RRdelta=0.2, RRmin=0.28, RRmax=2.4, QS=0.07,
+        QT=0.35, RTmin=0.25, RTmax=0.33, QRSa=750, QRSamin=130, thresh=1.0,
+    )  # fmt: skip
+    detector = GQRS()
+    found: list[int] = []
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            found.extend(
+                a.time for a in detector.detect(x=record.d_signal[:, 0], conf=conf, adc_zero=0)
+            )
+        except BaseException as err:  # raised again in the caller's thread
+            failed.append(err)
+
+    if progress is None:
+        read()
+    else:
+        thread = threading.Thread(target=read, name="gqrs", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(_POLL_S)
+            if getattr(detector, "state", None) == "RUNNING":  # after a minute's learning
+                progress(min(max(detector.t, 0) / len(signal), 1.0))
+        progress(1.0)
+    if failed:
+        raise failed[0]
+    return np.asarray(found, dtype=np.int64)
+
+
+def detect_beats(
+    signal: np.ndarray, fs: float, pad_s: float = PAD_S, progress: Progress | None = None
+) -> np.ndarray:
     """R peaks by GQRS, each moved to the largest deflection from the local baseline nearby:
     that is where MIT-BIH's annotators put the peak, for upright and inverted (often ectopic)
     QRS alike, and so where the training beats start. Two detections of one beat become one.
@@ -168,16 +217,17 @@ def detect_beats(signal: np.ndarray, fs: float, pad_s: float = PAD_S) -> np.ndar
     for what follows a beat), which in a 10-second recording is a beat in ten. So it runs again
     on the first and last `_EDGE_S` of the lead, held at its first value for `pad_s` before and
     mirrored for `pad_s` after, and the beats it finds there beyond the whole lead's first and
-    last are added (padding the whole lead instead changes GQRS's course through it)."""
+    last are added (padding the whole lead instead changes GQRS's course through it).
+    `progress` is told how far GQRS has read the whole lead."""
     signal = np.asarray(signal, dtype=np.float64)
     if len(signal) == 0:
         return np.zeros(0, dtype=np.int64)
-    found = processing.gqrs_detect(sig=signal, fs=fs)
+    found = gqrs(signal, fs, progress)
     if pad_s > 0 and len(signal) > 1:
         k = min(round(_EDGE_S * fs), len(signal))
         n = min(round(pad_s * fs), k - 1)
-        head = processing.gqrs_detect(sig=np.r_[np.full(n, signal[0]), signal[:k]], fs=fs) - n
-        tail = processing.gqrs_detect(sig=np.r_[signal[-k:], signal[-2 : -n - 2 : -1]], fs=fs)
+        head = gqrs(np.r_[np.full(n, signal[0]), signal[:k]], fs) - n
+        tail = gqrs(np.r_[signal[-k:], signal[-2 : -n - 2 : -1]], fs)
         tail = tail + len(signal) - k
         gap = round(_MIN_RR_S * fs)
         first, last = (found[0], found[-1]) if len(found) else (len(signal) + gap, -gap - 1)
@@ -310,16 +360,24 @@ def predict_record(
     engine: Engine | None = None,
     lead: str | None = None,
     annotator: str = "atr",
+    progress: Progress | None = None,
 ) -> Predictions:
     """Classify every beat of the WFDB record at `path` with `engine` (default: the run's model),
     cut in the run's beat layout, at the beats of its `annotator` file; `detector` ignores them
     for finding beats (they still give the reference). Without a .atr file the detector finds
     the beats; without another annotator's file the record is refused. An EDF/BDF file is read
-    as a WFDB record of its ECG signals (`beatlab.data.edf`), its beats found by the detector."""
+    as a WFDB record of its ECG signals (`beatlab.data.edf`), its beats found by the detector.
+    `progress` is told how far the detector has read, where it runs."""
     if is_edf(path):
         with as_wfdb(path) as base:
             return predict_record(
-                run, base, detector=detector, engine=engine, lead=lead, annotator=annotator
+                run,
+                base,
+                detector=detector,
+                engine=engine,
+                lead=lead,
+                annotator=annotator,
+                progress=progress,
             )
     base = record_base(path)
     header = read_header(base)
@@ -368,7 +426,7 @@ def predict_record(
         units = header.units[channel] if header.units else None
         signal_mv, unknown_units = detector_signal(physical, fs, units)
         note = "; ".join(filter(None, (note, unknown_units)))
-        peaks = detect_beats(signal_mv, fs)
+        peaks = detect_beats(signal_mv, fs, progress=progress)
         beat = ~within(ref_peaks, vf)
         ref_peaks, ref_labels = ref_peaks[beat], ref_labels[beat]
         reference = match_reference(peaks, ref_peaks, ref_labels, MATCH_WINDOW_S * fs)
@@ -435,17 +493,23 @@ def predict_records(
     """Classify each recording as `predict_record` does, in one process (a run loads once, not
     once per record); a recording that cannot be read is kept with its error, and the others
     go on, so one bad file in a thousand costs that file only."""
-    from rich.progress import track
-
     done: dict[Path, Predictions] = {}
     failed: dict[Path, BeatlabError] = {}
-    for path in track(paths, description="classifying", disable=not progress, transient=True):
-        try:
-            done[path] = predict_record(
-                run, path, detector=detector, engine=engine, lead=lead, annotator=annotator
-            )
-        except BeatlabError as err:
-            failed[path] = err
+    with RecordingBars("classifying", len(paths), disable=not progress) as bars:
+        for path in paths:
+            try:
+                done[path] = predict_record(
+                    run,
+                    path,
+                    detector=detector,
+                    engine=engine,
+                    lead=lead,
+                    annotator=annotator,
+                    progress=bars.detector,
+                )
+            except BeatlabError as err:
+                failed[path] = err
+            bars.advance()
     return done, failed
 
 

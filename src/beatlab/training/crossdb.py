@@ -27,6 +27,7 @@ from beatlab.data.databases import get_database
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.errors import BeatlabError
 from beatlab.models.ensemble import members_reading, over_leads
+from beatlab.output import RecordingBars
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import METRICS, Run, load_run, read_json, write_json
@@ -167,8 +168,6 @@ def evaluate_records(
     counting them as EC57 does (a V called where there is no beat is a false V). Detections and
     annotated beats inside an annotated ventricular flutter / fibrillation episode count in
     neither, as in EC57 (`in_vf` says how many detections)."""
-    from rich.progress import track
-
     from beatlab.deploy.predict import (
         UNMATCHED,
         check_annotator,
@@ -182,13 +181,19 @@ def evaluate_records(
     annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
     if not annotated:
         raise BeatlabError(f"no record here has a .{annotator} annotation file", folder)
-    parts = [
-        (
-            name,
-            predict_record(run, folder / name, lead=lead, annotator=annotator, detector=detector),
-        )
-        for name in track(annotated, description=f"classifying {len(annotated)} records")
-    ]
+    parts = []
+    with RecordingBars(f"classifying {len(annotated)} records", len(annotated)) as bars:
+        for name in annotated:
+            result = predict_record(
+                run,
+                folder / name,
+                lead=lead,
+                annotator=annotator,
+                detector=detector,
+                progress=bars.detector,
+            )
+            parts.append((name, result))
+            bars.advance()
     notes = notes_by_recording(parts)
     without = sorted(set(names) - set(annotated))
     if without:
