@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +40,13 @@ from beatlab.deploy import (
     predict_file,
 )
 from beatlab.deploy.export import example_inputs, exported_metadata
-from beatlab.deploy.predict import detect_beats, gqrs, match_reference
+from beatlab.deploy.predict import (
+    detect_beats,
+    folder_records,
+    gqrs,
+    match_reference,
+    predict_records,
+)
 from beatlab.errors import BeatlabError
 from beatlab.models import create_model, list_models
 from beatlab.training.config import TrainConfig
@@ -289,9 +300,56 @@ def test_a_folder_of_recordings_is_classified_into_one_table(
         alone = pd.read_csv(one)
         part = table[table["record"] == name].drop(columns="record").reset_index(drop=True)
         pd.testing.assert_frame_equal(part[alone.columns], alone)
+    side = tmp_path / "side.csv"  # two processes side by side: the same table, the same error
+    code, _, side_err = predict(capsys, tiny_run, side, "--records", str(folder), "--jobs", "2")
+    assert code == 1 and side_err.startswith(f"beatlab: error: {folder / 'broken.edf'}: unread")
+    pd.testing.assert_frame_equal(pd.read_csv(side, dtype={"record": str}), table)
     (folder / "broken.edf").unlink()
     code, _, err = predict(capsys, tiny_run, out, "--records", str(folder))
     assert code == 0 and not err, err
+
+
+def test_ctrl_c_ends_the_jobs_of_a_folder_at_once(
+    tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """Ctrl+C while `--jobs` processes read whole records: KeyboardInterrupt comes within
+    seconds, not once every recording is done, and no worker process is left behind."""
+    for name in ("100", "101", "103", "105", "106", "108"):
+        for ext in ("hea", "dat"):
+            (tmp_path / f"{name}.{ext}").symlink_to(real_mitdb / f"{name}.{ext}")
+    run = load_run(tiny_run)
+    pressed: list[float] = []
+
+    def press() -> None:
+        pressed.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(8.0, press)  # the workers have started and are reading
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            predict_records(run, folder_records(tmp_path), jobs=2, progress=False)
+        ended = time.perf_counter()
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert pressed and ended - pressed[0] < 3.0
+    workers = [child.pid for child in multiprocessing.active_children()]
+    for _ in range(20):  # a killed process takes a moment to go
+        if not any(running(pid) for pid in workers):
+            break
+        time.sleep(0.1)
+    assert workers and not any(running(pid) for pid in workers)
+
+
+def running(pid: int | None) -> bool:
+    """Whether a process runs, by the OS (/proc): multiprocessing's own view races with the
+    executor's thread that reaps the workers."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_folder_lists_its_records_in_subfolders_as_physionet_does(
@@ -324,6 +382,10 @@ def test_a_folder_with_no_readable_recording_is_an_error(
     assert code == 2 and "a.edf: unreadable EDF/BDF file" in err
     code, _, err = predict(capsys, tiny_run, out, "--records", str(tmp_path), "--csv", "x.csv")
     assert code == 2 and "give exactly one of --record, --records, --csv or --parquet" in err
+    code, _, err = predict(capsys, tiny_run, out, "--records", str(tmp_path), "--jobs", "0")
+    assert code == 2 and "--jobs takes a number of processes, 1 or more, not 0" in err
+    code, _, err = predict(capsys, tiny_run, out, "--record", str(tmp_path / "a"), "-j", "2")
+    assert code == 2 and "--jobs applies to --records only" in err
     assert not out.exists()
 
 

@@ -51,6 +51,15 @@ Detector = Annotated[
         "--annotator's file), which then still give the reference labels.",
     ),
 ]
+Jobs = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        help="With --records: classify this many recordings at once, each in its own process "
+        "(the QRS detector reads a lead on one core).",
+    ),
+]
 Seed = Annotated[int, typer.Option(help="Random seed for splits, balancing and training.")]
 Split = Annotated[str, typer.Option(help="intra (beat-wise) or inter (patient-wise, de Chazal).")]
 Balance = Annotated[str, typer.Option(help="none, weights, oversample or smote (train only).")]

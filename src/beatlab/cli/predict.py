@@ -12,6 +12,7 @@ import typer
 from beatlab.cli.common import (
     Annotator,
     Detector,
+    Jobs,
     RunDir,
     console,
     print_decision_weights,
@@ -22,7 +23,7 @@ from beatlab.io import refuse_foreign
 from beatlab.output import RecordingBars
 
 if TYPE_CHECKING:
-    from beatlab.deploy.predict import Engine, Predictions
+    from beatlab.deploy.predict import Predictions
     from beatlab.training.runs import Run
 
 
@@ -61,6 +62,7 @@ def predict(
             "through ONNX Runtime instead of PyTorch."
         ),
     ] = None,
+    jobs: Jobs = 1,
 ) -> None:
     """Classify every beat of a WFDB record, EDF file, folder of them or beat file and write one
     row per beat."""
@@ -85,6 +87,8 @@ def predict(
     for option in (name for name, value in given.items() if value):
         if flag not in {"record", "records"}:
             raise BeatlabError(f"--{option} applies to --record and --records only")
+    if jobs != 1 and flag != "records":
+        raise BeatlabError("--jobs applies to --records only (one recording is one job)")
     table_format(out)  # a bad output suffix or folder fails before any work
     check_output(out)
     refuse_foreign(out, is_prediction_table, "a prediction table")
@@ -92,10 +96,10 @@ def predict(
         check_beat_file(source, flag)
     paths = folder_records(source) if flag == "records" else []
     trained = load_run(run)
-    engine = runner_for(trained, onnx).predict_proba if onnx else None
     if flag == "records":
-        predict_folder(trained, source, paths, out, detector, engine, lead, annotator)
+        predict_folder(trained, source, paths, out, detector, onnx, lead, annotator, jobs)
         return
+    engine = runner_for(trained, onnx).predict_proba if onnx else None
     with RecordingBars(f"classifying the beats of {source}", console=console) as bars:
         if flag == "record":
             result = predict_record(
@@ -121,9 +125,10 @@ def predict_folder(
     paths: list[Path],
     out: Path,
     detector: bool,
-    engine: Engine | None,
+    onnx: Path | None,
     lead: str | None,
     annotator: str,
+    jobs: int,
 ) -> None:
     """`predict --records`: every recording of the folder into one table. A recording that
     cannot be read is one line on stderr and left out; the exit status is then 1 (2 where none
@@ -137,7 +142,7 @@ def predict_folder(
     )
 
     done, failed = predict_records(
-        trained, paths, detector=detector, engine=engine, lead=lead, annotator=annotator
+        trained, paths, detector=detector, onnx=onnx, lead=lead, annotator=annotator, jobs=jobs
     )
     for err in failed.values():
         print(f"beatlab: error: {one_line(str(err))}", file=sys.stderr)

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from beatlab.cli.common import Annotator, DataDir, console, print_decision_weights, print_table
+from beatlab.cli.common import (
+    Annotator,
+    DataDir,
+    Jobs,
+    console,
+    print_decision_weights,
+    print_table,
+)
 from beatlab.errors import BeatlabError
 from beatlab.training.config import DEFAULT_RUNS_DIR, TrainConfig, load_config, parse_sets
 
@@ -239,6 +246,7 @@ def evaluate(
             "without annotations, and score detection too (Se / +P within 150 ms)."
         ),
     ] = False,
+    jobs: Jobs = 1,
     data_dir: DataDir = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -254,11 +262,13 @@ def evaluate(
         raise BeatlabError("--annotator applies to --records (a database's spec names its own)")
     if detector and records is None:
         raise BeatlabError("--detector applies to --records")
+    if jobs != 1 and records is None:
+        raise BeatlabError("--jobs applies to --records")
     if db is not None or records is not None:
         from beatlab.training.crossdb import evaluate_database, evaluate_records, false_detections
 
         metrics = (
-            evaluate_records(run, records, lead, annotator, detector)
+            evaluate_records(run, records, lead, annotator, detector, jobs)
             if records is not None
             else evaluate_database(run, str(db), data_dir, lead)
         )

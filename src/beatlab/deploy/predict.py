@@ -8,11 +8,17 @@ annotated beat it hits, so the agreement figure covers detection and classificat
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from signal import SIG_IGN, SIGINT
+from signal import signal as set_handler
 from typing import Any
 
 import numpy as np
@@ -47,6 +53,7 @@ from beatlab.data.databases import (
 from beatlab.data.edf import as_wfdb, is_edf
 from beatlab.data.formats import NO_RR, detect_format, read_beats
 from beatlab.data.layouts import FILE_LAYOUTS, over_invalid, segment_clear
+from beatlab.deploy.export import runner_for
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
@@ -54,7 +61,7 @@ from beatlab.models.ensemble import members_reading, over_leads
 from beatlab.output import RecordingBars
 from beatlab.training.data import check_float32, warn_outside
 from beatlab.training.metrics import classification_metrics
-from beatlab.training.runs import Run
+from beatlab.training.runs import Run, load_run
 from beatlab.training.trainer import Tensors, predict_proba
 
 MATCH_WINDOW_S = 0.15
@@ -485,32 +492,94 @@ def predict_records(
     paths: list[Path],
     *,
     detector: bool = False,
-    engine: Engine | None = None,
+    onnx: Path | None = None,
     lead: str | None = None,
     annotator: str = "atr",
+    jobs: int = 1,
     progress: bool = True,
 ) -> tuple[dict[Path, Predictions], dict[Path, BeatlabError]]:
-    """Classify each recording as `predict_record` does, in one process (a run loads once, not
-    once per record); a recording that cannot be read is kept with its error, and the others
-    go on, so one bad file in a thousand costs that file only."""
+    """Classify each recording as `predict_record` does, with the run (or its ONNX export
+    `onnx`) loaded once, not once per recording; a recording that cannot be read is kept with
+    its error, and the others go on, so one bad file in a thousand costs that file only. With
+    `jobs` above 1, that many processes classify recordings side by side, each loading the run
+    once and using its share of the cores: GQRS reads one lead on one core, so a folder of
+    long recordings gains nearly a core per job. Results come back in `paths`' order."""
+    if jobs < 1:
+        raise BeatlabError(f"--jobs takes a number of processes, 1 or more, not {jobs}")
+    engine = runner_for(run, onnx).predict_proba if onnx else None  # a bad file fails first
     done: dict[Path, Predictions] = {}
     failed: dict[Path, BeatlabError] = {}
+    options: dict[str, Any] = {"detector": detector, "lead": lead, "annotator": annotator}
     with RecordingBars("classifying", len(paths), disable=not progress) as bars:
-        for path in paths:
+        if jobs == 1 or len(paths) < 2:
+            for path in paths:
+                try:
+                    done[path] = predict_record(
+                        run, path, engine=engine, progress=bars.detector, **options
+                    )
+                except BeatlabError as err:
+                    failed[path] = err
+                bars.advance()
+        else:
+            jobs = min(jobs, len(paths))
+            threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+            pool = ProcessPoolExecutor(
+                jobs,
+                mp_context=multiprocessing.get_context("spawn"),  # fork would copy torch's threads
+                initializer=_start_worker,
+                initargs=(run.path, onnx, threads),
+            )
             try:
-                done[path] = predict_record(
-                    run,
-                    path,
-                    detector=detector,
-                    engine=engine,
-                    lead=lead,
-                    annotator=annotator,
-                    progress=bars.detector,
-                )
-            except BeatlabError as err:
-                failed[path] = err
-            bars.advance()
-    return done, failed
+                futures = {pool.submit(_predict_in_worker, path, options): path for path in paths}
+                for future in as_completed(futures):
+                    try:
+                        done[futures[future]] = future.result()
+                    except BeatlabError as err:
+                        failed[futures[future]] = err
+                    bars.advance()
+            except BaseException as err:
+                _stop(pool)
+                if isinstance(err, BrokenProcessPool):
+                    raise BeatlabError(
+                        "a --jobs process ended abruptly (out of memory? try fewer --jobs)"
+                    ) from None
+                raise
+            pool.shutdown()
+    order = {path: k for k, path in enumerate(paths)}
+    return (
+        dict(sorted(done.items(), key=lambda item: order[item[0]])),
+        dict(sorted(failed.items(), key=lambda item: order[item[0]])),
+    )
+
+
+_worker: dict[str, Any] = {}
+"""A `predict_records` worker process's run and engine, loaded once by `_start_worker`."""
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the recordings not yet started and end the workers now, on Ctrl+C or an error:
+    each would otherwise first finish its recording (minutes for a Holter), and the command
+    would hang until then. They only read, so they are killed outright (one was seen to hold
+    SIGTERM back for over a second). Python 3.14 has `kill_workers` for it; before, the
+    processes are the executor's `_processes`."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
+
+
+def _start_worker(run_dir: Path, onnx: Path | None, threads: int) -> None:
+    """Load the run once per worker. Ctrl+C reaches every process of the terminal's group: the
+    workers ignore it, and the main process, which gets it too, ends them (`_stop`)."""
+    set_handler(SIGINT, SIG_IGN)
+    torch.set_num_threads(threads)
+    run = load_run(run_dir)
+    _worker["run"] = run
+    _worker["engine"] = runner_for(run, onnx, threads).predict_proba if onnx else None
+
+
+def _predict_in_worker(path: Path, options: dict[str, Any]) -> Predictions:
+    return predict_record(_worker["run"], path, engine=_worker["engine"], **options)
 
 
 def records_table(done: dict[Path, Predictions], folder: Path) -> pd.DataFrame:

@@ -27,7 +27,6 @@ from beatlab.data.databases import get_database
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.errors import BeatlabError
 from beatlab.models.ensemble import members_reading, over_leads
-from beatlab.output import RecordingBars
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.runs import METRICS, Run, load_run, read_json, write_json
@@ -157,6 +156,7 @@ def evaluate_records(
     lead: str | None = None,
     annotator: str = "atr",
     detector: bool = False,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Metrics of a run's model on every annotated record of `folder`, a WFDB database beatlab
     has no spec for (stored in metrics.json as "records:<folder>"). Each record is read as
@@ -167,12 +167,13 @@ def evaluate_records(
     ("detection"), with the classes the false detections were given and each class's +P
     counting them as EC57 does (a V called where there is no beat is a false V). Detections and
     annotated beats inside an annotated ventricular flutter / fibrillation episode count in
-    neither, as in EC57 (`in_vf` says how many detections)."""
+    neither, as in EC57 (`in_vf` says how many detections). `jobs` processes read records side
+    by side (`predict_records`)."""
     from beatlab.deploy.predict import (
         UNMATCHED,
         check_annotator,
         notes_by_recording,
-        predict_record,
+        predict_records,
     )
 
     check_annotator(annotator)
@@ -181,19 +182,17 @@ def evaluate_records(
     annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
     if not annotated:
         raise BeatlabError(f"no record here has a .{annotator} annotation file", folder)
-    parts = []
-    with RecordingBars(f"classifying {len(annotated)} records", len(annotated)) as bars:
-        for name in annotated:
-            result = predict_record(
-                run,
-                folder / name,
-                lead=lead,
-                annotator=annotator,
-                detector=detector,
-                progress=bars.detector,
-            )
-            parts.append((name, result))
-            bars.advance()
+    done, failed = predict_records(
+        run,
+        [folder / name for name in annotated],
+        lead=lead,
+        annotator=annotator,
+        detector=detector,
+        jobs=jobs,
+    )
+    if failed:
+        raise next(iter(failed.values()))
+    parts = [(path.relative_to(folder).as_posix(), result) for path, result in done.items()]
     notes = notes_by_recording(parts)
     without = sorted(set(names) - set(annotated))
     if without:
