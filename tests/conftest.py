@@ -54,6 +54,52 @@ def write_record(
     wfdb.wrann(name, "atr", sample=peaks, symbol=symbols, write_dir=str(out))
 
 
+def write_segments(
+    source: Path, out: Path, name: str, parts: list[tuple[int, int, list[int]] | int]
+) -> Path:
+    """A multi-segment WFDB record `name` in `out`, cut from the record at `source`: each part is
+    (first sample, end sample, channels) of the source, or a gap of that many samples. With a
+    gap or a part lacking a channel, the layout is WFDB's variable one (a layout segment naming
+    every lead, as MIMIC writes), else the fixed one."""
+    header = wfdb.rdheader(str(source))
+    variable = any(isinstance(p, int) or len(p[2]) < header.n_sig for p in parts)
+    names, lengths = ([f"{name}_layout"], [0]) if variable else ([], [])
+    for k, part in enumerate(parts):
+        if isinstance(part, int):
+            names.append("~")
+            lengths.append(part)
+            continue
+        start, end, channels = part
+        segment = wfdb.rdrecord(
+            str(source), sampfrom=start, sampto=end, channels=channels, physical=False
+        )
+        segment.record_name = f"{name}_{k + 1}"
+        segment.file_name = [f"{name}_{k + 1}.dat"] * len(channels)
+        segment.wrsamp(write_dir=str(out))
+        names.append(segment.record_name)
+        lengths.append(end - start)
+    if variable:  # the layout segment: every lead, no samples
+        lines = [f"{name}_layout {header.n_sig} {header.fs:g} 0"] + [
+            f"~ 0 {gain:g}({baseline})/{unit} 11 0 0 0 0 {lead}"
+            for gain, baseline, unit, lead in zip(
+                header.adc_gain, header.baseline, header.units, header.sig_name, strict=True
+            )
+        ]
+        (out / f"{name}_layout.hea").write_text("\n".join(lines) + "\n")
+    record = wfdb.MultiRecord(
+        record_name=name,
+        segments=[wfdb.rdheader(str(out / n)) if n != "~" else None for n in names],
+        layout="variable" if variable else "fixed",
+        fs=header.fs,
+        n_sig=header.n_sig,
+        sig_len=sum(lengths),
+        seg_name=names,
+        seg_len=lengths,
+    )
+    record.wrheader(write_dir=str(out))
+    return out / name
+
+
 @pytest.fixture
 def tiny_mitdb(tmp_path: Path) -> Path:
     """A data directory whose mitdb/ holds two small generated records, 100 and 101."""

@@ -11,7 +11,8 @@ import pytest
 import wfdb
 from conftest import FS
 
-from beatlab.data.edf import as_wfdb, ecg_signals, lead_name, write_wfdb
+from beatlab.data.edf import ecg_signals, lead_name, write_wfdb
+from beatlab.data.recordings import as_wfdb
 from beatlab.errors import BeatlabError
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 import wfdb
-from conftest import FS, run_cli
+from conftest import FS, run_cli, write_segments
 from wfdb import processing
 
 from beatlab import CLASSES
@@ -254,6 +254,27 @@ def test_an_edf_file_is_classified_like_the_wfdb_record_it_holds(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["201.dat", "201.hea", "e.csv", f"holter{suffix}", "p.html", "w.csv"]
     )
+
+
+def test_a_multi_segment_record_is_classified_like_the_one_record_it_joins(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """A multi-segment WFDB record (long-term and ICU databases store them) with its .atr:
+    the same beats, classes and probabilities as its samples written as one record."""
+    write_segments(real_mitdb / "208", tmp_path, "ms", [(0, 9000, [0, 1]), (9000, 21600, [0, 1])])
+    one = wfdb.rdrecord(str(real_mitdb / "208"), sampto=21600, physical=False)
+    write_digital(one, tmp_path, "one")
+    ann = wfdb.rdann(str(real_mitdb / "208"), "atr", sampto=21600)
+    for name in ("ms", "one"):
+        wfdb.wrann(name, "atr", ann.sample, ann.symbol, write_dir=str(tmp_path))
+    tables = {}
+    for name in ("ms", "one"):
+        out = tmp_path / f"{name}.csv"
+        code, printed, err = predict(capsys, tiny_run, out, "--record", str(tmp_path / name))
+        assert code == 0 and "from the reference annotations" in printed, err
+        tables[name] = pd.read_csv(out)
+    assert len(tables["ms"]) > 70
+    pd.testing.assert_frame_equal(tables["ms"], tables["one"], atol=1e-5)
 
 
 def test_a_file_named_edf_that_is_none_is_one_line(

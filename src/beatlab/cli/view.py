@@ -32,7 +32,7 @@ def view(
     """Write one HTML page showing every classified beat of a record on its ECG trace."""
     import time
 
-    from beatlab.data.edf import as_wfdb
+    from beatlab.data.recordings import as_wfdb
     from beatlab.deploy.predict import predict_record
     from beatlab.reporting.view import check_output, page_for, write_page
     from beatlab.training.runs import load_run

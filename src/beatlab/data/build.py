@@ -30,6 +30,7 @@ import wfdb
 from beatlab import CLASSES, __version__
 from beatlab.data.databases import MITDB, DatabaseSpec, find_lead
 from beatlab.data.layouts import KACHUEE, BuildParams, get_layout, segment_clear
+from beatlab.data.recordings import is_multi_segment, segment_names
 from beatlab.errors import BeatlabError
 from beatlab.io import atomic_path, sha256_file
 
@@ -76,15 +77,22 @@ class Beats:
 
 
 def record_names(data_dir: Path) -> list[str]:
-    """Records listed in PhysioNet's RECORDS file, else every header in the directory."""
+    """Records listed in PhysioNet's RECORDS file, else every header in the directory but those
+    of a multi-segment record's segments (read as part of it)."""
     if not data_dir.is_dir():
         raise BeatlabError("no such directory", data_dir)
     listing = data_dir / "RECORDS"
-    names = (
-        listing.read_text().split()
-        if listing.exists()
-        else sorted(p.stem for p in data_dir.glob("*.hea"))
-    )
+    if listing.exists():
+        names = listing.read_text().split()
+    else:
+        names = sorted(p.stem for p in data_dir.glob("*.hea"))
+        parts = {
+            part
+            for name in names
+            if is_multi_segment(data_dir / name)
+            for part in segment_names(data_dir / name)
+        }
+        names = [name for name in names if name not in parts]
     if not names:
         raise BeatlabError("no WFDB records (no RECORDS file and no .hea files)", data_dir)
     return names

@@ -1,17 +1,14 @@
 """EDF and BDF files (Holter, sleep and wearable exports) read as WFDB records.
 
 beatlab's record readers are WFDB's, so an EDF/BDF file is written, for as long as it is being
-classified, as a WFDB record in a temporary folder: its ECG signals at one sampling rate, in
-physical units, named as EDF+ names them (`ECG II` is lead `II`). Every other step then reads it
-exactly as it reads a PhysioNet record, and errors name the EDF file, never the temporary copy.
+classified, as a WFDB record in a temporary folder (`beatlab.data.recordings.as_wfdb`): its ECG
+signals at one sampling rate, in physical units, named as EDF+ names them (`ECG II` is lead
+`II`). Every other step then reads it exactly as it reads a PhysioNet record.
 """
 
 from __future__ import annotations
 
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -96,23 +93,3 @@ def write_wfdb(path: Path, folder: Path) -> Path:
         write_dir=str(folder),
     )
     return base
-
-
-@contextmanager
-def as_wfdb(path: Path) -> Iterator[Path]:
-    """`path` as a WFDB record: as it is, or for an EDF/BDF file its temporary WFDB copy (in a
-    folder named like the file's, so a page titles it `folder/name`), removed on leaving."""
-    if not is_edf(path):
-        yield path
-        return
-    if not path.is_file():
-        raise BeatlabError("no such file", path)
-    with tempfile.TemporaryDirectory(prefix="beatlab-edf-") as tmp:
-        folder = Path(tmp) / (path.resolve().parent.name or "edf")
-        folder.mkdir()
-        try:
-            yield write_wfdb(path, folder)
-        except BeatlabError as err:
-            if err.path and Path(err.path).is_relative_to(tmp):
-                raise BeatlabError(err.problem, path) from None
-            raise

@@ -50,9 +50,10 @@ from beatlab.data.databases import (
     list_databases,
     parse_databases,
 )
-from beatlab.data.edf import as_wfdb, is_edf
+from beatlab.data.edf import is_edf
 from beatlab.data.formats import NO_RR, detect_format, read_beats
 from beatlab.data.layouts import FILE_LAYOUTS, over_invalid, segment_clear
+from beatlab.data.recordings import as_wfdb, is_copied, record_base
 from beatlab.deploy.export import runner_for
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
@@ -163,11 +164,6 @@ def classify(model: BeatModel, x: np.ndarray, rr: np.ndarray) -> np.ndarray:
         torch.from_numpy(np.require(rr, np.float32, ["C", "W"])),
     )
     return predict_proba(model, data)
-
-
-def record_base(path: Path) -> Path:
-    """`mitdb/208`, `mitdb/208.hea`, `.dat` or `.atr` all name record 208."""
-    return path.with_suffix("") if path.suffix in {".hea", ".dat", ".atr"} else path
 
 
 Progress = Callable[[float], None]
@@ -375,7 +371,7 @@ def predict_record(
     the beats; without another annotator's file the record is refused. An EDF/BDF file is read
     as a WFDB record of its ECG signals (`beatlab.data.edf`), its beats found by the detector.
     `progress` is told how far the detector has read, where it runs."""
-    if is_edf(path):
+    if is_copied(path):
         with as_wfdb(path) as base:
             return predict_record(
                 run,

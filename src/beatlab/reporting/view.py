@@ -84,7 +84,7 @@ def read_trace(path: Path, lead: str) -> Trace:
     """The named lead of the record at `path`, in physical units."""
     import wfdb
 
-    from beatlab.deploy.predict import record_base
+    from beatlab.data.recordings import record_base
 
     base = record_base(path)
     try:
@@ -287,7 +287,7 @@ def build_page(
 def page_for(predictions: Predictions, path: Path, run_name: str) -> str:
     """The page of a record's predictions (`beatlab.deploy.predict.predict_record`), with the
     lead they were made on read from the record at `path`."""
-    from beatlab.deploy.predict import record_base
+    from beatlab.data.recordings import record_base
 
     if predictions.sample is None or predictions.fs is None or predictions.lead is None:
         raise BeatlabError("the page shows beats of a WFDB record, not of a beat file", path)
