@@ -333,6 +333,33 @@ def test_members_on_different_leads_read_one_lead_each(
         capsys, *lead_off, "--onnx", str(onnx_file), "--out", str(tmp_path / "p.csv")
     )
     assert code == 2 and err.strip().endswith("103.dat: lead V1 holds no valid samples"), err
+    # the second lead off for the first 8 s only: the beats there are classified by the member
+    # reading MLII, as in a one-lead record, rather than left out
+    off = rec.d_signal.copy()
+    off[: 8 * 360, 1] = -2048
+    wfdb.wrsamp(
+        "104", 360, rec.units, ["MLII", "V1"], d_signal=off, fmt=rec.fmt,
+        adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(tiny_mitdb),
+    )  # fmt: skip
+    shutil.copy(tiny_mitdb / "102.atr", tiny_mitdb / "104.atr")
+    tables, said = {}, {}
+    for name, run in (("e", e), ("a", a)):
+        out_csv = tmp_path / f"104{name}.csv"
+        code, said[name], err = run_cli(
+            capsys, "predict", "--record", str(tiny_mitdb / "104"), "--run", str(run),
+            "--out", str(out_csv),
+        )  # fmt: skip
+        assert code == 0 and "left out" not in said[name], err
+        tables[name] = pd.read_csv(out_csv)
+    assert "by the ensemble's members that read MLII (1 of 2)" in " ".join(said["e"].split())
+    beats = len(wfdb.rdann(str(tiny_mitdb / "104"), "atr").sample)
+    assert len(tables["e"]) == len(tables["a"]) == beats
+    early = tables["e"]["sample"] < 7 * 360  # windows reaching into the first 8 s
+    np.testing.assert_allclose(
+        tables["e"].loc[early, columns], tables["a"].loc[early, columns], atol=1e-6
+    )
+    late = tables["e"]["sample"] > 9 * 360
+    assert not np.allclose(tables["e"].loc[late, columns], tables["a"].loc[late, columns])
     code, _, err = run_cli(
         capsys,
         *("train", "--data-dir", str(root), "--runs-dir", str(runs), "--name", "t"),

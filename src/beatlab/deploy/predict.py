@@ -52,13 +52,13 @@ from beatlab.data.databases import (
 )
 from beatlab.data.edf import is_edf
 from beatlab.data.formats import NO_RR, detect_format, read_beats
-from beatlab.data.layouts import FILE_LAYOUTS, over_invalid, segment_clear
+from beatlab.data.layouts import FILE_LAYOUTS, BuildParams, over_invalid, segment_clear
 from beatlab.data.recordings import as_wfdb, is_copied, record_base
 from beatlab.deploy.export import runner_for
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
-from beatlab.models.ensemble import members_reading, over_leads
+from beatlab.models.ensemble import MeanEnsemble, members_reading, over_leads
 from beatlab.output import RecordingBars
 from beatlab.training.data import check_float32, warn_outside
 from beatlab.training.metrics import classification_metrics
@@ -445,21 +445,23 @@ def predict_record(
         )
     if run.classes != CLASSES:  # the annotations name AAMI classes, which this run does not use
         reference, ref_peaks = np.full(len(peaks), -1, dtype=np.int64), ref_peaks[:0]
-    signals = [lead_signal for lead_signal, _, _ in leads]
     given = marks if source == "annotations" else None
-    x, rr, kept = segment_clear(signals, fs, peaks, params, given, invalid)
-    if not kept.any():
+    proba, scored, said = classify_leads(run, model, engine, leads, fs, peaks, params, given)
+    if not scored.any():
         raise BeatlabError("every beat's window holds invalid samples (a lead off?)", path)
-    if not kept.all():
-        peaks, reference = peaks[kept], reference[kept]
-        ref_peaks = ref_peaks[~over_invalid(ref_peaks, invalid, params, fs)]
-        left = (
-            f"left out {int((~kept).sum()):,} beats whose window holds invalid samples (a lead off)"
-        )
+    note = "; ".join(filter(None, (note, said)))
+    if not scored.all():
+        peaks, reference, proba = peaks[scored], reference[scored], proba[scored]
+        blocked = over_invalid(ref_peaks, invalid, params, fs)
+        for c in readers(model, engine, leads):  # an annotated beat one of them could classify
+            blocked &= over_invalid(ref_peaks, leads[c][2], params, fs)
+        ref_peaks = ref_peaks[~blocked]
+        left = f"left out {int((~scored).sum()):,} beats whose window holds invalid samples"
+        left += " (a lead off)"
         note = f"{note}; {left}" if note else left
     return Predictions(
         classes=run.classes,
-        proba=(engine or partial(classify, model))(x, rr),
+        proba=proba,
         reference=reference,
         source=source,
         sample=np.asarray(peaks, dtype=np.int64),
@@ -468,6 +470,55 @@ def predict_record(
         matched_against=len(ref_peaks) if source == "detector" else 0,
         note=note,
     )
+
+
+def readers(
+    model: BeatModel, engine: Engine | None, leads: list[tuple[np.ndarray, str, np.ndarray]]
+) -> list[int]:
+    """The leads whose members can classify a beat alone where another lead's window holds
+    invalid samples: every lead some member reads, for an ensemble over leads run by PyTorch
+    (an exported graph reads every lead at once)."""
+    if engine is not None or not over_leads(model) or model.channels is None:
+        return []
+    return [c for c in range(len(leads)) if c in model.channels]
+
+
+def classify_leads(
+    run: Run,
+    model: BeatModel,
+    engine: Engine | None,
+    leads: list[tuple[np.ndarray, str, np.ndarray]],
+    fs: float,
+    peaks: np.ndarray,
+    params: BuildParams,
+    marks: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Class probabilities of the beats at `peaks`, which of them were classified, and a line
+    saying how where not by every lead. A beat whose window holds invalid samples of a lead (a
+    lead off for a while, a segment without it) is classified, for an ensemble over leads, by
+    the members reading the first lead that is valid there, rather than left out: a Holter's
+    chest lead falling off should not cost the beats its limb lead still shows."""
+    invalid = np.logical_or.reduce([gaps for _, _, gaps in leads])
+    x, rr, scored = segment_clear([s for s, _, _ in leads], fs, peaks, params, marks, invalid)
+    proba = np.zeros((len(peaks), len(run.classes)), dtype=np.float32)
+    if scored.any():
+        proba[scored] = (engine or partial(classify, model))(x, rr)
+    said = []
+    for c in readers(model, engine, leads) if not scored.all() else []:
+        signal, name, gaps = leads[c]
+        x, rr, valid = segment_clear([signal], fs, peaks, params, marks, gaps)
+        new = valid & ~scored
+        if new.any():
+            assert isinstance(model, MeanEnsemble)
+            fewer = model.reading([c])
+            proba[new] = classify(fewer, x[new[valid]], rr[new[valid]])
+            scored = scored | new
+            said.append(
+                f"classified {int(new.sum()):,} beats whose other leads' windows hold invalid "
+                f"samples by the ensemble's members that read {name} ({len(fewer.members)} of "
+                f"{len(model.members)})"
+            )
+    return proba, scored, "; ".join(said)
 
 
 def folder_records(folder: Path) -> list[Path]:
