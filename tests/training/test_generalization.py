@@ -303,6 +303,14 @@ def test_cross_database_evaluation(
     assert code == 2 and "--annotator applies to --records" in err
     code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--detector")
     assert code == 2 and "--detector applies to --records" in err
+    code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--jobs", "2")
+    assert code == 2 and "--jobs applies to --records" in err
+    code, _, err = run_cli(capsys, *evaluate_edb, "--lead", "MLIII", "--jobs", "2")
+    assert code == 0, err  # two processes, one record each: the same figures
+    again = json.loads((runs / "m" / "metrics.json").read_text())[f"records:{edb.resolve()}"]
+    assert {k: again[k] for k in ("n", "confusion_matrix", "note", "per_record")} == {
+        k: metrics[k] for k in ("n", "confusion_matrix", "note", "per_record")
+    }
     ann = wfdb.rdann(str(edb / "e0104"), "atr")  # a beat left unannotated: a false detection
     keep = np.arange(len(ann.sample)) != 3
     wfdb.wrann(

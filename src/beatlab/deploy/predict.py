@@ -368,9 +368,9 @@ def predict_record(
     """Classify every beat of the WFDB record at `path` with `engine` (default: the run's model),
     cut in the run's beat layout, at the beats of its `annotator` file; `detector` ignores them
     for finding beats (they still give the reference). Without a .atr file the detector finds
-    the beats; without another annotator's file the record is refused. An EDF/BDF file is read
-    as a WFDB record of its ECG signals (`beatlab.data.edf`), its beats found by the detector.
-    `progress` is told how far the detector has read, where it runs."""
+    the beats; without another annotator's file the record is refused. An EDF/BDF file (its
+    beats found by the detector) and a multi-segment record are read through a one-segment
+    copy (`beatlab.data.recordings`). `progress` is told how far the detector has read."""
     if is_copied(path):
         with as_wfdb(path) as base:
             return predict_record(
