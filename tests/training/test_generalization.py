@@ -283,6 +283,8 @@ def test_cross_database_evaluation(
     evaluate_edb = ("evaluate", str(runs / "m"), "--records", str(edb))
     code, _, err = run_cli(capsys, *evaluate_edb)
     assert code == 2 and "record e0103 has none of the leads MLII, II, V5" in err, err
+    code, _, jobs_err = run_cli(capsys, *evaluate_edb, "--jobs", "2")
+    assert code == 2 and jobs_err == err, jobs_err
     code, out, err = run_cli(capsys, *evaluate_edb, "--lead", "MLIII")
     assert code == 0, err
     stored = json.loads((runs / "m" / "metrics.json").read_text())

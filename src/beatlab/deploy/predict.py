@@ -544,13 +544,16 @@ def predict_records(
     annotator: str = "atr",
     jobs: int = 1,
     progress: bool = True,
+    keep_going: bool = True,
 ) -> tuple[dict[Path, Predictions], dict[Path, BeatlabError]]:
     """Classify each recording as `predict_record` does, with the run (or its ONNX export
     `onnx`) loaded once, not once per recording; a recording that cannot be read is kept with
     its error, and the others go on, so one bad file in a thousand costs that file only. With
     `jobs` above 1, that many processes classify recordings side by side, each loading the run
     once and using its share of the cores: GQRS reads one lead on one core, so a folder of
-    long recordings gains nearly a core per job. Results come back in `paths`' order."""
+    long recordings gains nearly a core per job. Results come back in `paths`' order. Without
+    `keep_going`, the first recording that cannot be read raises its error, and the rest are
+    not read."""
     if jobs < 1:
         raise BeatlabError(f"--jobs takes a number of processes, 1 or more, not {jobs}")
     engine = runner_for(run, onnx).predict_proba if onnx else None  # a bad file fails first
@@ -565,6 +568,8 @@ def predict_records(
                         run, path, engine=engine, progress=bars.detector, **options
                     )
                 except BeatlabError as err:
+                    if not keep_going:
+                        raise
                     failed[path] = err
                 bars.advance()
         else:
@@ -582,6 +587,8 @@ def predict_records(
                     try:
                         done[futures[future]] = future.result()
                     except BeatlabError as err:
+                        if not keep_going:
+                            raise
                         failed[futures[future]] = err
                     bars.advance()
             except BaseException as err:

@@ -182,17 +182,16 @@ def evaluate_records(
     annotated = [n for n in names if (folder / f"{n}.{annotator}").exists()]
     if not annotated:
         raise BeatlabError(f"no record here has a .{annotator} annotation file", folder)
-    done, failed = predict_records(
+    done, _ = predict_records(
         run,
         [folder / name for name in annotated],
         lead=lead,
         annotator=annotator,
         detector=detector,
         jobs=jobs,
+        keep_going=False,  # every annotated record counts: one that cannot be read is an error
     )
-    if failed:
-        raise next(iter(failed.values()))
-    parts = [(path.relative_to(folder).as_posix(), result) for path, result in done.items()]
+    parts = [(name, done[folder / name]) for name in annotated]
     notes = notes_by_recording(parts)
     without = sorted(set(names) - set(annotated))
     if without:
