@@ -38,7 +38,7 @@ from beatlab.deploy import (
     onnx_session,
     predict_file,
 )
-from beatlab.deploy.export import example_inputs, exported_metadata
+from beatlab.deploy.export import available_cores, example_inputs, exported_metadata
 from beatlab.deploy.predict import (
     detect_beats,
     folder_records,
@@ -921,6 +921,13 @@ def test_int8_export_agrees_with_pytorch_on_real_beats(
     assert (got == expected).mean() > 0.97
     meta = exported_metadata(path, "onnx")
     assert meta["quantized"] == "int8" and meta["classes"] == list(CLASSES)
+
+
+def test_cores_are_counted_where_the_os_keeps_no_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS has no `os.sched_getaffinity`: `--jobs` and `OnnxRunner` count every core there."""
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    assert available_cores() == (os.cpu_count() or 1)
 
 
 def test_onnx_runner_keeps_the_order_of_the_beats(

@@ -247,6 +247,13 @@ def onnx_session(path: Path, threads: int | None = None) -> ort.InferenceSession
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS keeps one (Linux, and
+    containers limited to fewer CPUs than the machine has), else every core (macOS)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
 class OnnxRunner:
     """Class probabilities (columns: `classes`) from an exported ONNX file on the CPU, with one
     single-threaded ONNX Runtime session per worker, each on its own share of the beats. These
@@ -254,7 +261,7 @@ class OnnxRunner:
     scales better (int8 on 2 cores: ~1.3x one two-thread session, `benchmarks/predict.py`)."""
 
     def __init__(self, path: Path, workers: int | None = None, batch: int = 512) -> None:
-        self.workers = workers or len(os.sched_getaffinity(0))
+        self.workers = workers or available_cores()
         self.batch = batch
         self.metadata = exported_metadata(path, "onnx")  # read first: not an export -> fail here
         self.classes = tuple(self.metadata["classes"])

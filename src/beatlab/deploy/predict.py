@@ -9,7 +9,6 @@ annotated beat it hits, so the agreement figure covers detection and classificat
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -54,7 +53,7 @@ from beatlab.data.edf import is_edf
 from beatlab.data.formats import NO_RR, detect_format, read_beats
 from beatlab.data.layouts import FILE_LAYOUTS, BuildParams, over_invalid, segment_clear
 from beatlab.data.recordings import as_wfdb, is_copied, record_base
-from beatlab.deploy.export import runner_for
+from beatlab.deploy.export import available_cores, runner_for
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
@@ -574,7 +573,7 @@ def predict_records(
                 bars.advance()
         else:
             jobs = min(jobs, len(paths))
-            threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+            threads = max(1, available_cores() // jobs)
             pool = ProcessPoolExecutor(
                 jobs,
                 mp_context=multiprocessing.get_context("spawn"),  # fork would copy torch's threads
