@@ -365,6 +365,42 @@ def test_ctrl_c_ends_the_jobs_of_a_folder_at_once(
     assert workers and not any(running(pid) for pid in workers)
 
 
+def test_a_jobs_process_that_dies_is_one_line_and_ends_the_others(
+    capsys: pytest.CaptureFixture[str],
+    tiny_run: Path,
+    real_mitdb: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker killed from outside (what the OOM killer does to a Holter too many) once the
+    first of six records is classified: one line saying so and what to try, exit 2, no table
+    written and no worker left reading."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    for name in ("100", "101", "103", "105", "106", "108"):
+        for ext in ("hea", "dat"):
+            (folder / f"{name}.{ext}").symlink_to(real_mitdb / f"{name}.{ext}")
+    workers: list[int] = []
+
+    def kill_one(bars: RecordingBars) -> None:
+        if not workers:
+            workers.extend(child.pid for child in multiprocessing.active_children() if child.pid)
+            os.kill(workers[0], signal.SIGKILL)
+
+    monkeypatch.setattr(RecordingBars, "advance", kill_one)
+    out = tmp_path / "beats.parquet"
+    code, printed, err = predict(capsys, tiny_run, out, "--records", str(folder), "--jobs", "2")
+    assert code == 2 and not out.exists(), printed + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "a --jobs process ended abruptly" in lines[0], err
+    assert "try fewer --jobs" in lines[0] and "Traceback" not in err
+    for _ in range(20):  # a killed process takes a moment to go
+        if not any(running(pid) for pid in workers):
+            break
+        time.sleep(0.1)
+    assert len(workers) == 2 and not any(running(pid) for pid in workers)
+
+
 def running(pid: int | None) -> bool:
     """Whether a process runs, by the OS (/proc): multiprocessing's own view races with the
     executor's thread that reaps the workers."""
