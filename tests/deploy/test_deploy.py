@@ -9,6 +9,8 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import onnx
@@ -30,6 +32,7 @@ from beatlab.data.build import (
 )
 from beatlab.data.databases import AAMI
 from beatlab.data.formats import write_beats
+from beatlab.data.layouts import KACHUEE, over_invalid, segment_clear
 from beatlab.deploy import (
     OnnxRunner,
     classify,
@@ -40,6 +43,7 @@ from beatlab.deploy import (
 )
 from beatlab.deploy.export import available_cores, example_inputs, exported_metadata
 from beatlab.deploy.predict import (
+    classify_leads,
     detect_beats,
     folder_records,
     gqrs,
@@ -48,6 +52,7 @@ from beatlab.deploy.predict import (
 )
 from beatlab.errors import BeatlabError
 from beatlab.models import create_model, list_models
+from beatlab.models.ensemble import MeanEnsemble
 from beatlab.output import RecordingBars
 from beatlab.training.config import TrainConfig
 from beatlab.training.run import train_run
@@ -542,6 +547,49 @@ def test_beats_over_invalid_samples_are_left_out_and_the_rest_kept(
     found = pd.read_csv(tmp_path / "d.csv")["sample"]
     assert not found.between(start - 187 / 125 * FS, end).any()
     assert f"of {(~over).sum()} annotated beats found" in printed
+
+
+def test_beats_of_an_ensemble_over_three_leads_are_classified_by_every_lead_valid_there(
+    real_mitdb: Path,
+) -> None:
+    """Three one-lead members; in turn each lead is off for a while, then all three: the beats
+    there are classified by the members of the two leads still valid, each reading its lead as
+    alone, and only those over all three gaps are left out."""
+    rec = wfdb.rdrecord(str(real_mitdb / "100"), sampto=40 * FS)
+    ann = wfdb.rdann(str(real_mitdb / "100"), "atr", sampto=40 * FS)
+    peaks = ann.sample[(ann.sample > FS) & (ann.sample < 39 * FS)]
+    signals = [rec.p_signal[:, 0], rec.p_signal[:, 1], 0.8 * rec.p_signal[:, 0]]
+    gaps = [np.zeros(len(signals[0]), dtype=bool) for _ in signals]
+    for lead, (start, end) in enumerate([(20, 24), (4, 8), (12, 16)]):
+        gaps[lead][start * FS : end * FS] = True
+    for lead in range(3):
+        gaps[lead][32 * FS : 36 * FS] = True
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        members.append(create_model("cnn1d_resnet", use_rr=True, filters=8, num_blocks=1).eval())
+    model = MeanEnsemble(members, channels=[0, 1, 2])
+    leads = list(zip(signals, ["MLII", "V5", "X"], gaps, strict=True))
+    run = cast(Run, SimpleNamespace(classes=CLASSES))
+    proba, scored, said = classify_leads(run, model, None, leads, FS, peaks, KACHUEE, None)
+
+    over = [over_invalid(peaks, g, KACHUEE, FS) for g in gaps]
+    assert not scored[over[0] & over[1] & over[2]].any()
+    assert scored[~(over[0] & over[1] & over[2])].all()
+    for valid in ([0, 1], [0, 2], [1, 2]):
+        (off,) = set(range(3)) - set(valid)
+        here = over[off] & ~over[valid[0]] & ~over[valid[1]]
+        assert here.sum() >= 3
+        both = gaps[valid[0]] | gaps[valid[1]]
+        each = []
+        for c in valid:
+            x, rr, clear = segment_clear([signals[c]], FS, peaks, KACHUEE, None, both)
+            each.append(classify(members[c], x[here[clear]], rr[here[clear]]))
+        np.testing.assert_allclose(proba[here], (each[0] + each[1]) / 2, atol=1e-6)
+        names = ", ".join(leads[c][1] for c in valid)
+        assert f"{here.sum()} beats whose other leads' windows hold invalid samples by the " \
+            f"ensemble's members that read {names} (2 of 3)" in said  # fmt: skip
+    assert said.index("MLII, V5") < said.index("MLII, X") < said.index("V5, X")
 
 
 def test_lead_without_a_valid_sample_is_one_line(

@@ -495,28 +495,35 @@ def classify_leads(
     """Class probabilities of the beats at `peaks`, which of them were classified, and a line
     saying how where not by every lead. A beat whose window holds invalid samples of a lead (a
     lead off for a while, a segment without it) is classified, for an ensemble over leads, by
-    the members reading the first lead that is valid there, rather than left out: a Holter's
-    chest lead falling off should not cost the beats its limb lead still shows."""
+    the members reading the leads that are valid there, rather than left out: a Holter's chest
+    lead falling off should not cost the beats its limb lead still shows."""
     invalid = np.logical_or.reduce([gaps for _, _, gaps in leads])
     x, rr, scored = segment_clear([s for s, _, _ in leads], fs, peaks, params, marks, invalid)
     proba = np.zeros((len(peaks), len(run.classes)), dtype=np.float32)
     if scored.any():
         proba[scored] = (engine or partial(classify, model))(x, rr)
+    some = readers(model, engine, leads)
+    if scored.all() or not some:
+        return proba, scored, ""
+    valid = np.array([~over_invalid(peaks, leads[c][2], params, fs) for c in some])
     said = []
-    for c in readers(model, engine, leads) if not scored.all() else []:
-        signal, name, gaps = leads[c]
-        x, rr, valid = segment_clear([signal], fs, peaks, params, marks, gaps)
-        new = valid & ~scored
-        if new.any():
-            assert isinstance(model, MeanEnsemble)
-            fewer = model.reading([c])
-            proba[new] = classify(fewer, x[new[valid]], rr[new[valid]])
-            scored = scored | new
-            said.append(
-                f"classified {int(new.sum()):,} beats whose other leads' windows hold invalid "
-                f"samples by the ensemble's members that read {name} ({len(fewer.members)} of "
-                f"{len(model.members)})"
-            )
+    for pattern in np.unique(valid[:, ~scored], axis=1).T[::-1]:  # the first leads' members first
+        subset = [c for c, ok in zip(some, pattern, strict=True) if ok]
+        if not subset:
+            continue
+        new = ~scored & (valid == pattern[:, None]).all(axis=0)
+        gaps = np.logical_or.reduce([leads[c][2] for c in subset])
+        x, rr, clear = segment_clear([leads[c][0] for c in subset], fs, peaks, params, marks, gaps)
+        assert isinstance(model, MeanEnsemble)
+        fewer = model.reading(subset)
+        proba[new] = classify(fewer, x[new[clear]], rr[new[clear]])
+        scored = scored | new
+        names = ", ".join(leads[c][1] for c in subset)
+        said.append(
+            f"classified {int(new.sum()):,} beats whose other leads' windows hold invalid "
+            f"samples by the ensemble's members that read {names} ({len(fewer.members)} of "
+            f"{len(model.members)})"
+        )
     return proba, scored, "; ".join(said)
 
 
