@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import time
+import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -758,12 +759,20 @@ def test_the_detector_tells_how_far_it_has_read_and_finds_what_gqrs_finds(
     real_mitdb: Path,
 ) -> None:
     """`gqrs` writes out gqrs_detect's settings to watch it read; it must find the same beats,
-    with or without a watcher, and tell a share that only grows, up to 1."""
+    with or without a watcher, and tell a share that only grows, up to 1. It holds a copy or
+    two of the lead, not wfdb's two debug lists of a Python int a sample (12 times the lead
+    here, 2.5 GB of a 24-hour Holter lead)."""
     lead = wfdb.rdrecord(str(real_mitdb / "201"), channels=[0], sampto=5 * 60 * FS).p_signal[:, 0]
     shares: list[float] = []
     found = gqrs(lead, FS, shares.append)
     np.testing.assert_array_equal(found, processing.gqrs_detect(sig=lead, fs=FS))
-    np.testing.assert_array_equal(gqrs(lead, FS), found)
+    tracemalloc.start()
+    try:
+        np.testing.assert_array_equal(gqrs(lead, FS), found)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * lead.nbytes, peak / lead.nbytes
     assert shares and shares[-1] == 1.0 and all(np.diff(shares) >= 0)
 
 

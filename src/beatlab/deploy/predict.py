@@ -170,6 +170,21 @@ Progress = Callable[[float], None]
 _POLL_S = 0.25  # how often the detector's progress is read
 
 
+class _Nowhere:
+    """A list that keeps nothing appended to it."""
+
+    def append(self, value: object) -> None:
+        """Drop `value`."""
+
+
+class _LeanGQRS(GQRS):
+    """wfdb's GQRS without its two debug lists (`SIG_SMOOTH`, `SIG_QRS`), which keep every
+    sample's filter outputs as Python ints and are never read: about 2.5 GB of a 24-hour lead
+    at 360 Hz, 18 times the lead itself. The detection is the same, step for step."""
+
+    SIG_SMOOTH = SIG_QRS = property(lambda self: _Nowhere(), lambda self, value: None)
+
+
 def gqrs(signal: np.ndarray, fs: float, progress: Progress | None = None) -> np.ndarray:
     """`processing.gqrs_detect(sig=signal, fs=fs)`, its default settings written out, telling
     `progress` how far it has read: GQRS is a Python loop over every sample (here about 5 s an
@@ -182,7 +197,7 @@ def gqrs(signal: np.ndarray, fs: float, progress: Progress | None = None) -> np.
         fs=fs, adc_gain=record.adc_gain[0], hr=75, RRdelta=0.2, RRmin=0.28, RRmax=2.4, QS=0.07,
         QT=0.35, RTmin=0.25, RTmax=0.33, QRSa=750, QRSamin=130, thresh=1.0,
     )  # fmt: skip
-    detector = GQRS()
+    detector = _LeanGQRS()
     found: list[int] = []
     failed: list[BaseException] = []
 
