@@ -1,15 +1,18 @@
 """An atrial fibrillation gate on held-out DS1 patients: would calling no beat S during AF help?
 
     python benchmarks/af_gate.py --mean-of mr_s0 mr_s1 mr_s2 gbt_l1 gbt_l2 [--intervals nn]
-        [--grid 1 2 3 4 5 6] [--out reports/cv] [--data-dir DIR]
+        [--give-to N] [--grid 1 2 3 4 5 6] [--precision 0.45] [--out reports/cv] [--data-dir DIR]
 
 In AF there is no organised atrial activity, so MIT-BIH labels no atrial premature beats there,
 yet on DS1 most of the shipped ensemble's false S sit in the two AF patients. This reads the
 tags' saved cross-validation probabilities (`patient_cv.py`), flags AF beat by beat from the
 record's R-R intervals with the detector of Dash et al. 2009 (Ann Biomed Eng 37:1701) and its
-published thresholds, nothing fitted here, sets a flagged beat's S probability to 0, and prints
-the pooled EC57 table at each S weight, beside the ungated one. It also prints how the flags
-agree with the records' rhythm annotations (AFIB, AFL).
+published thresholds, nothing fitted here, sets a flagged beat's S probability to 0 (`--give-to
+N`: adds it to the N probability, as MIT-BIH labels AF's beats N), and prints the pooled EC57
+table at each S weight, beside the ungated one. It also prints how the flags agree with the
+records' rhythm annotations (AFIB, AFL). With `--precision P`, it then prints the gated table
+with the S weight chosen nested (`patient_cv.chosen_per_fold`): per fold, the largest weight
+keeping N Se >= 0.95 and S +P >= P on the other folds.
 
 The detector, per beat: the 128 R-R intervals centred on it (clipped to the record's first or
 last 128; fewer than 128: never flagged); the 8 longest and 8 shortest dropped (order kept);
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 import wfdb
 from numpy.lib.stride_tricks import sliding_window_view
-from patient_cv import ec57, same_beats  # beside this script
+from patient_cv import chosen_per_fold, ec57, held_out_folds, same_beats  # beside this script
 
 from beatlab import CLASSES
 from beatlab.data.build import read_annotations
@@ -39,7 +42,7 @@ from beatlab.data.dataset import resolve_data_dir
 from beatlab.errors import BeatlabError, script
 
 WINDOW, TRIM, BINS = 128, 8, 16
-S, V, F = (CLASSES.index(c) for c in "SVF")
+N, S, V, F = (CLASSES.index(c) for c in "NSVF")
 
 
 def af_flags(rr: np.ndarray) -> np.ndarray:
@@ -87,7 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mean-of", nargs="+", required=True, help="patient_cv.py tags")
     parser.add_argument("--intervals", choices=("all", "nn"), default="all")
+    parser.add_argument("--give-to", choices=("nothing", "N"), default="nothing")
     parser.add_argument("--grid", nargs="+", type=float, default=[1, 1.5, 2, 2.5, 3, 4, 5, 6])
+    parser.add_argument("--precision", type=float, default=None, help="S +P the rule keeps")
     parser.add_argument("--out", type=Path, default=Path("reports/cv"))
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
@@ -112,15 +117,35 @@ def main() -> None:
         f"{in_af.sum():,} in AF or flutter; by record: {by_record.to_dict()}"
     )
     print(f"S beats flagged: {(flag & (y == S)).sum()} of {(y == S).sum()}")
+
+    def gated(weight: float) -> np.ndarray:
+        scale = np.ones(len(CLASSES))
+        scale[S] = weight
+        p = proba * scale
+        if args.give_to == "N":
+            p[flag, N] += p[flag, S]
+        p[flag, S] = 0.0
+        return p
+
     rows = []
     for weight in args.grid:
         scale = np.ones(len(CLASSES))
         scale[S] = weight
-        gated = proba * scale
-        gated[flag, S] = 0.0
-        for name, p in (("ungated", proba * scale), ("gated", gated)):
+        for name, p in (("ungated", proba * scale), ("gated", gated(weight))):
             rows.append({"S weight": weight, "": name, **ec57(y, p)})
     print(pd.DataFrame(rows).drop(columns="beats").to_markdown(index=False))
+    if args.precision is not None:
+        floor = args.precision
+        table = chosen_per_fold(
+            y,
+            held_out_folds(args.out, args.mean_of[0], record),
+            args.grid,
+            gated,
+            lambda m: m["per_class"]["N"]["Se"] >= 0.95 and m["per_class"]["S"]["+P"] >= floor,
+            "S weight",
+        )
+        print(f"gated, the S weight chosen on the other folds (N Se >= 0.95, S +P >= {floor})")
+        print(table.to_markdown(index=False))
 
 
 if __name__ == "__main__":

@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -174,29 +175,58 @@ def nested(out: Path, tags: list[str], name: str, grid: list[float], floor: floa
     tables = same_beats(out, tags)
     y, record = tables[0][0], tables[0][2]
     proba = np.mean([t[1] for t in tables], axis=0)
+
+    def weighted(weight: float) -> np.ndarray:
+        scale = np.ones(len(CLASSES))
+        scale[CLASSES.index(name)] = weight
+        return proba * scale
+
+    table = chosen_per_fold(
+        y,
+        held_out_folds(out, tags[0], record),
+        grid,
+        weighted,
+        lambda m: m["per_class"]["N"]["Se"] >= floor,
+        f"{name} weight",
+    )
+    print(f"the ensemble of {', '.join(tags)}, {name} weight chosen on the other folds")
+    print(table.to_markdown(index=False))
+
+
+def held_out_folds(out: Path, tag: str, record: np.ndarray) -> np.ndarray:
+    """Each beat's held-out fold (`fold<I>`), by its record, from the tag's saved folds."""
     fold_of = {
         r: path.stem
-        for path in sorted((out / tags[0]).glob("fold*.npz"))
+        for path in sorted((out / tag).glob("fold*.npz"))
         for r in np.unique(np.load(path)["record"]).tolist()
     }
-    folds = np.array([fold_of[r] for r in record.tolist()])
-    decided, rows = np.empty_like(proba), []
+    return np.array([fold_of[r] for r in record.tolist()])
+
+
+def chosen_per_fold(
+    y: np.ndarray,
+    folds: np.ndarray,
+    grid: list[float],
+    decide: Callable[[float], np.ndarray],
+    keeps: Callable[[dict[str, Any]], bool],
+    column: str,
+) -> pd.DataFrame:
+    """A choice among `grid` made nested: each fold's beats are decided (`decide(weight)`: every
+    beat's probabilities) at the largest weight whose decisions on the other folds `keeps` (its
+    metrics pass the rule), the smallest where none does; a row per fold and the pooled one."""
+    decided = {weight: decide(weight) for weight in grid}
+    chosen_proba, rows = np.empty_like(decided[grid[0]]), []
     for fold in sorted(set(folds.tolist())):
         held = folds == fold
         chosen = min(grid)
         for weight in sorted(grid):
-            scale = np.ones(len(CLASSES))
-            scale[CLASSES.index(name)] = weight
-            other = classification_metrics(y[~held], proba[~held] * scale, tuple(CLASSES))
-            if other["per_class"]["N"]["Se"] >= floor:
+            other = classification_metrics(y[~held], decided[weight][~held], tuple(CLASSES))
+            if keeps(other):
                 chosen = weight
-        scale = np.ones(len(CLASSES))
-        scale[CLASSES.index(name)] = chosen
-        decided[held] = proba[held] * scale
-        rows.append({"fold": fold, f"{name} weight": chosen, **ec57(y[held], decided[held])})
-    rows.append({"fold": "pooled", f"{name} weight": "", **ec57(y, decided)})
-    print(f"the ensemble of {', '.join(tags)}, {name} weight chosen on the other folds")
-    print(pd.DataFrame(rows).to_markdown(index=False))
+        chosen_proba[held] = decided[chosen][held]
+        rows.append({"fold": fold, column: chosen, **ec57(y[held], chosen_proba[held])})
+    rows.append({"fold": "pooled", column: "", **ec57(y, chosen_proba)})
+    return pd.DataFrame(rows)
 
 
 def fold_ensembles(
