@@ -33,48 +33,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import wfdb
-from numpy.lib.stride_tricks import sliding_window_view
 from patient_cv import chosen_per_fold, ec57, held_out_folds, same_beats  # beside this script
 
 from beatlab import CLASSES
 from beatlab.data.build import read_annotations
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.errors import BeatlabError, script
+from beatlab.models.rhythm import beat_flags
 
-WINDOW, TRIM, BINS = 128, 8, 16
 N, S, V, F = (CLASSES.index(c) for c in "NSVF")
-
-
-def af_flags(rr: np.ndarray) -> np.ndarray:
-    """For each R-R interval, whether the 128 around it pass Dash et al.'s three AF tests."""
-    n = len(rr)
-    if n < WINDOW:
-        return np.zeros(n, dtype=bool)
-    win = sliding_window_view(rr, WINDOW)
-    rank = np.argsort(np.argsort(win, axis=1, kind="stable"), axis=1)
-    kept = win[(rank >= TRIM) & (rank < WINDOW - TRIM)].reshape(len(win), WINDOW - 2 * TRIM)
-    rmssd = np.sqrt(np.mean(np.diff(kept, axis=1) ** 2, axis=1)) / kept.mean(axis=1)
-    lo, hi = kept.min(axis=1, keepdims=True), kept.max(axis=1, keepdims=True)
-    bins = np.minimum(((kept - lo) / np.maximum(hi - lo, 1e-12) * BINS).astype(int), BINS - 1)
-    share = np.stack([(bins == b).mean(axis=1) for b in range(BINS)], axis=1)
-    logs = np.log(share, out=np.zeros_like(share), where=share > 0)
-    entropy = -(share * logs).sum(axis=1) / np.log(BINS)
-    mid, before, after = win[:, 1:-1], win[:, :-2], win[:, 2:]
-    turns = ((mid > before) & (mid > after)) | ((mid < before) & (mid < after))
-    tpr = turns.sum(axis=1) / (WINDOW - 2)
-    af = (rmssd > 0.1) & (entropy > 0.7) & (tpr > 0.54) & (tpr < 0.77)
-    return af[np.clip(np.arange(n) - WINDOW // 2, 0, n - WINDOW)]
-
-
-def beat_flags(peaks: np.ndarray, fs: float, skip: np.ndarray) -> np.ndarray:
-    """Each beat's AF flag, from the intervals that touch no `skip` beat (the one nearest it)."""
-    rr = np.diff(peaks) / fs
-    kept = np.flatnonzero(~(skip[:-1] | skip[1:]))
-    if len(kept) == 0:
-        return np.zeros(len(peaks), dtype=bool)
-    flags = af_flags(rr[kept])
-    nearest = np.clip(np.searchsorted(kept, np.arange(len(peaks)) - 1), 0, len(kept) - 1)
-    return flags[nearest]
 
 
 def rhythm_af(base: Path, peaks: np.ndarray) -> np.ndarray:
@@ -109,7 +76,7 @@ def main() -> None:
             raise BeatlabError("the saved beats are not its annotated beats", db / name)
         nn = args.intervals == "nn"
         skip = np.isin(calls[mine], [V, F]) if nn else np.zeros(len(peaks), dtype=bool)
-        flag[mine] = beat_flags(peaks, 360.0, skip)
+        flag[mine] = beat_flags(peaks, skip)
         in_af[mine] = rhythm_af(db / name, peaks)
     by_record = pd.Series(record[flag]).value_counts()
     print(

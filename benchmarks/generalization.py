@@ -29,6 +29,7 @@ from beatlab.data.dataset import resolve_data_dir
 from beatlab.data.layouts import segment_leads
 from beatlab.deploy.predict import classify
 from beatlab.errors import BeatlabError, script
+from beatlab.models.rhythm import gate_af
 from beatlab.training.config import load_config
 from beatlab.training.crossdb import evaluate_database, trained_on
 from beatlab.training.run import evaluate_run, train_run
@@ -80,7 +81,11 @@ def shift_counts(run: Run, data_dir: Path, records: tuple[str, ...], shift: int)
         for offset in (0, -shift, shift):
             peaks = np.clip(rec.peaks + offset, 0, len(rec.signal) - 1)
             x, rr = segment_leads(signals, rec.fs, peaks, params)
-            classes.append(classify(run.model, x, rr).argmax(axis=1))
+            proba = classify(run.model, x, rr)
+            if run.config.af_gate:  # as predict decides a recording
+                weights = run.model.config.decision_weights
+                proba, _ = gate_af(proba, rec.peaks, run.classes, weights)
+            classes.append(proba.argmax(axis=1))
         same += int(((classes[0] == classes[1]) & (classes[0] == classes[2])).sum())
         total += len(rec.peaks)
     return same, total

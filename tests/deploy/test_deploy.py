@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import time
@@ -173,6 +174,39 @@ def test_record_without_annotations_uses_the_detector(
     assert abs(len(table) - 2955) < 0.02 * 2955  # the detector finds (nearly) every beat
     assert table["sample"].is_monotonic_increasing
     assert np.allclose(table[[f"p_{c}" for c in CLASSES]].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_run_with_the_af_gate_calls_no_beat_s_in_atrial_fibrillation(
+    capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
+) -> None:
+    """Record 203 is mostly AF: with `af_gate` in the run's config, the beats there have their S
+    probability given to N and the command says how many; every other beat is as without it.
+    The intra split's test part holds some beats of each record, no rhythm: not applied."""
+    gated_run = tmp_path / "gated"
+    shutil.copytree(tiny_run, gated_run)
+    config = json.loads((gated_run / "config.json").read_text())
+    (gated_run / "config.json").write_text(json.dumps({**config, "af_gate": True}))
+    tables, said = {}, {}
+    for name, run in (("plain", tiny_run), ("gated", gated_run)):
+        out = tmp_path / f"{name}.csv"
+        code, said[name], err = predict(capsys, run, out, "--record", str(real_mitdb / "203"))
+        assert code == 0, err
+        tables[name] = pd.read_csv(out)
+    moved = tables["gated"]["p_S"].to_numpy() != tables["plain"]["p_S"].to_numpy()
+    counted = re.search(
+        r"([\d,]+) beats in atrial fibrillation by their R-R intervals", said["gated"]
+    )
+    assert counted and int(counted.group(1).replace(",", "")) >= moved.sum() > 1000, said
+    assert "atrial fibrillation" not in said["plain"]
+    assert (tables["gated"].loc[moved, "p_S"] == 0).all()
+    np.testing.assert_allclose(
+        tables["gated"].loc[moved, "p_N"],
+        tables["plain"].loc[moved, "p_N"] + tables["plain"].loc[moved, "p_S"],
+        atol=1e-5,
+    )
+    assert tables["gated"][~moved].equals(tables["plain"][~moved])
+    code, printed, err = cli(capsys, "evaluate", str(gated_run))
+    assert code == 0 and "af_gate not applied" in printed, err
 
 
 def test_record_of_another_lead_is_classified_when_named(

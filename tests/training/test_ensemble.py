@@ -204,7 +204,14 @@ def test_ensemble_decides_with_its_own_weights_on_its_members_plain_mean(
     assert "deciding with S ×3" in out  # by default the members' weights
     code, out, err = run_cli(capsys, *args, "plain", "--decision-weights", "")
     assert code == 0, err
-    assert "deciding" not in out
+    assert "deciding" not in out and "atrial fibrillation" not in out
+    gates = {}
+    for name, flag in (("gate", "--af-gate"), ("off", "--no-af-gate")):
+        code, out, err = run_cli(capsys, *args, name, flag)
+        assert code == 0, err
+        gates[name] = json.loads((runs / name / "config.json").read_text())["af_gate"]
+        assert ("no beat is called S in atrial fibrillation" in out) == gates[name]
+    assert gates == {"gate": True, "off": False} and not load_run(runs / "plain").config.af_gate
     for given, problem in (
         ("1,4", "2 weights for 5 classes"),
         ("1,0,1,1,1", "above 0"),

@@ -384,22 +384,6 @@ def test_nested_weight_is_chosen_on_the_other_folds(
     ]
 
 
-def test_af_gate_flags_an_irregular_rhythm_not_ectopy() -> None:
-    """benchmarks/af_gate.py's detector (Dash et al. 2009, their thresholds), which the
-    documented DS1 measurement of an AF gate rests on."""
-    af_gate = benchmark("af_gate")
-    rng = np.random.default_rng(0)
-    sinus = 0.8 + 0.02 * rng.standard_normal(400)
-    assert not af_gate.af_flags(sinus).any()
-    assert af_gate.af_flags(rng.uniform(0.4, 1.2, 400)).all()  # no two intervals alike
-    assert not af_gate.af_flags(sinus[:100]).any()  # too few intervals to say
-    # AF with ventricular beats among it is still AF on the normal-to-normal intervals
-    peaks = np.cumsum(rng.uniform(0.4, 1.2, 400) * 360).astype(np.int64)
-    ventricular = rng.random(len(peaks)) < 0.1
-    assert af_gate.beat_flags(peaks, 360.0, ventricular).all()
-    assert not af_gate.beat_flags(peaks, 360.0, np.ones(len(peaks), bool)).any()
-
-
 def test_record_edges_score_both_readings_of_each_excerpt(tiny_mitdb: Path, tmp_path: Path) -> None:
     """benchmarks/record_edges.py: every excerpt has one first and one last beat, each beat is
     classified under both `rr_edge` readings, and the summary compares them position by position."""

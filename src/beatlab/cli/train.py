@@ -174,6 +174,14 @@ def ensemble(
             "(e.g. 1,1,1,0.5,0.5; scikit-learn's VotingClassifier weights). Default: equal."
         ),
     ] = None,
+    af_gate: Annotated[
+        bool | None,
+        typer.Option(
+            "--af-gate/--no-af-gate",
+            help="Call no beat S where a recording's R-R intervals say atrial fibrillation (its "
+            "S probability goes to N), in predict and evaluate. Default: the first member's.",
+        ),
+    ] = None,
     replace: Annotated[
         bool, typer.Option(help="Replace an earlier run of this name (a beatlab run only).")
     ] = False,
@@ -191,6 +199,7 @@ def ensemble(
         name,
         decision_weights=weights,
         member_weights=shares,
+        af_gate=af_gate,
         replace=replace,
     )
     console.print(f"ensemble of {len(members)} runs: [bold]{run_dir}[/]")
@@ -198,6 +207,8 @@ def ensemble(
     if "member_weights" in info:
         console.print(f"members weighted {', '.join(f'{w:g}' for w in info['member_weights'])}")
     print_decision_weights(config.hparams, info["classes"])
+    if config.af_gate:
+        console.print("no beat is called S in atrial fibrillation (af_gate)")
 
 
 def parse_weights(text: str, option: str = "--decision-weights") -> list[float]:
@@ -289,6 +300,8 @@ def evaluate(
 
         metrics = evaluate_run(run, split, test_file=test_file, tracking_uri=tracking_uri)
         print_metrics(metrics, f"{run.name} on {test_file or split}")
+        if "note" in metrics:
+            console.print(f"[yellow]{metrics['note']}[/]")
     from beatlab.training.runs import read_run_files
 
     config, _ = read_run_files(run)

@@ -58,6 +58,7 @@ from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
 from beatlab.models.ensemble import MeanEnsemble, members_reading, over_leads
+from beatlab.models.rhythm import AF_NOTE, gate_af
 from beatlab.output import RecordingBars
 from beatlab.training.data import check_float32, warn_outside
 from beatlab.training.metrics import classification_metrics
@@ -473,6 +474,11 @@ def predict_record(
         left = f"left out {int((~scored).sum()):,} beats whose window holds invalid samples"
         left += " (a lead off)"
         note = f"{note}; {left}" if note else left
+    if run.config.af_gate:
+        proba, flag = gate_af(proba, peaks, run.classes, run.model.config.decision_weights)
+        if flag.any():
+            in_af = AF_NOTE.format(int(flag.sum()))
+            note = f"{note}; {in_af}" if note else in_af
     return Predictions(
         classes=run.classes,
         proba=proba,

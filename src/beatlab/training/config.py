@@ -170,6 +170,10 @@ class TrainConfig:
     one setting, so that the reported, the kept and the tested epoch are always the same."""
     mode: str | None = None
     """max or min: which way `monitor` improves (None: min for val_loss, else max)."""
+    af_gate: bool = False
+    """Call no beat S where its recording's R-R intervals say atrial fibrillation: the beat's S
+    probability goes to N (`beatlab.models.rhythm`). Applied where a recording's beats are
+    classified together (`predict`, `evaluate`); training and its validation never apply it."""
     grad_clip: float = 1.0
     ema_decay: float = 0.0
     """Validate, select and keep an exponential moving average of the weights, updated every

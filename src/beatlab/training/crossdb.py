@@ -29,7 +29,14 @@ from beatlab.errors import BeatlabError
 from beatlab.models.ensemble import members_reading, over_leads
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
-from beatlab.training.runs import METRICS, Run, load_run, read_json, write_json
+from beatlab.training.runs import (
+    METRICS,
+    Run,
+    gated_by_rhythm,
+    load_run,
+    read_json,
+    write_json,
+)
 from beatlab.training.trainer import Tensors, predict_proba
 
 PER_RECORD_CLASSES = ("S", "V")
@@ -106,7 +113,7 @@ def evaluate_database(
         db=spec,
         lead=CHANNEL_SEPARATOR.join(channels[c] or "" for c in kept) or None,
     )
-    proba = predict_proba(model, Tensors.from_beats(beats))
+    proba, in_af = gated_by_rhythm(run, predict_proba(model, Tensors.from_beats(beats)), beats)
     metrics = classification_metrics(beats.y, proba, run.classes)
     metrics["database"] = f"{spec.title} v{spec.version}"
     metrics["records"] = len(np.unique(beats.record))
@@ -116,6 +123,7 @@ def evaluate_database(
     if left_out:  # the first lead's own, and those over invalid samples of another lead
         gap = f"left out {left_out:,} beats whose window holds invalid samples (a lead off)"
         note = f"{note}; {gap}" if note else gap
+    note = "; ".join(filter(None, (note, in_af)))
     if note:
         metrics["note"] = note
     metrics["per_record"] = per_record(beats.record, beats.y, proba.argmax(axis=1), run.classes)

@@ -77,13 +77,15 @@ def build_ensemble(
     *,
     decision_weights: list[float] | None = None,
     member_weights: list[float] | None = None,
+    af_gate: bool | None = None,
     replace: bool = False,
 ) -> Path:
     """Write runs_dir/<name>, the ensemble of the finished runs `members` (two or more).
 
     `decision_weights` (default: the members') weigh the mean of the members' plain probabilities
     when the ensemble decides; `member_weights` (default: equal) weigh each member in that mean,
-    as scikit-learn's VotingClassifier `weights` do."""
+    as scikit-learn's VotingClassifier `weights` do; `af_gate` (default: the first member's)
+    calls no beat S in atrial fibrillation (`TrainConfig.af_gate`)."""
     if len(members) < 2:
         raise BeatlabError(f"an ensemble needs two or more runs, got {len(members)}")
     if len({p.resolve() for p in members}) < len(members):
@@ -126,7 +128,7 @@ def build_ensemble(
             "--member-weights",
         )
     lead, channels = member_channels([run.config for run in runs])
-    config = config.updated({"lead": lead})
+    config = config.updated({"lead": lead, **({} if af_gate is None else {"af_gate": af_gate})})
     model = MeanEnsemble([run.model for run in runs], weights, channels, member_weights)
     ranges = [run.info.get("train_range", [0.0, 1.0]) for run in runs]
     info: dict[str, Any] = {

@@ -29,6 +29,7 @@ from beatlab.training.runs import (
     RUN,
     check_run_dir,
     clean_up,
+    gated_by_rhythm,
     is_ensemble,
     load_run,
     load_train_state,
@@ -359,9 +360,12 @@ def evaluate_run(
         )
     if run.model.use_rr and not beats.rr.any():
         raise BeatlabError(NO_RR, where)
-    metrics = classification_metrics(
-        beats.y, predict_proba(run.model, Tensors.from_beats(beats)), classes
-    )
+    proba = predict_proba(run.model, Tensors.from_beats(beats))
+    every = run.config.split == "inter" and part != "train"  # every beat of its records
+    proba, note = gated_by_rhythm(run, proba, beats, every)
+    metrics = classification_metrics(beats.y, proba, classes)
+    if note:
+        metrics["note"] = note
     all_metrics = read_json_object(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
     all_metrics[part] = metrics
     write_json(run_dir / METRICS, all_metrics)

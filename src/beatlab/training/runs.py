@@ -35,11 +35,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from beatlab.data.build import Beats
 from beatlab.data.layouts import BuildParams, stored_layout
 from beatlab.errors import BeatlabError, brief
 from beatlab.io import writing
 from beatlab.models import BeatModel, create_model
 from beatlab.models.ensemble import MeanEnsemble
+from beatlab.models.rhythm import AF_NOTE, gate_records
 from beatlab.models.trees import BoostedTrees
 from beatlab.training.config import TrainConfig
 from beatlab.training.trainer import FitResult, TrainState
@@ -287,6 +289,22 @@ def run_layout(config: TrainConfig, info: dict[str, Any], source: Path) -> Build
     dataset = info.get("dataset")
     stored = dataset.get("layout_params") if isinstance(dataset, dict) else None
     return stored_layout(stored, config.layout, source)
+
+
+def gated_by_rhythm(
+    run: Run, proba: np.ndarray, beats: Beats, whole: bool = True
+) -> tuple[np.ndarray, str]:
+    """`proba` of a beat set with the run's `af_gate` applied record by record, and the line
+    saying what it did. `whole`: the set holds every beat of its records, as a database and a
+    patient-wise split's test part do; the intra split's parts hold some beats of each record,
+    whose intervals are no rhythm, so there (and for a beat file's rows) it is not applied."""
+    if not run.config.af_gate:
+        return proba, ""
+    if not whole or (beats.sample < 0).any():
+        return proba, "af_gate not applied: these beats are not every beat of their recordings"
+    weights = run.model.config.decision_weights
+    gated, flagged = gate_records(proba, beats.record, beats.sample, run.classes, weights)
+    return gated, AF_NOTE.format(flagged) if flagged else ""
 
 
 def is_ensemble(info: dict[str, Any]) -> bool:
