@@ -58,7 +58,7 @@ from beatlab.errors import BeatlabError
 from beatlab.io import writing
 from beatlab.models import RR_FEATURES, BeatModel
 from beatlab.models.ensemble import MeanEnsemble, members_reading, over_leads
-from beatlab.models.rhythm import AF_NOTE, gate_af
+from beatlab.models.rhythm import AF_NOT_APPLIED, AF_NOTE, gate_af
 from beatlab.output import RecordingBars
 from beatlab.training.data import check_float32, warn_outside
 from beatlab.training.metrics import classification_metrics
@@ -714,7 +714,9 @@ def predict_file(run: Run, path: Path, *, engine: Engine | None = None) -> Predi
     check_float32(x, path)  # 1e39 is finite in the file and inf as float32
     warn_outside(x, run.info.get("train_range"), path)
     rr = np.zeros((len(x), RR_FEATURES), dtype=np.float32)
-    return Predictions(run.classes, (engine or partial(classify, run.model))(x, rr), y, "file")
+    proba = (engine or partial(classify, run.model))(x, rr)
+    note = AF_NOT_APPLIED if run.config.af_gate else ""
+    return Predictions(run.classes, proba, y, "file", note=note)
 
 
 def check_beat_file(path: Path, fmt: str) -> None:

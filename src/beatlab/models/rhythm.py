@@ -31,6 +31,7 @@ AF_NOTE = (
     "{:,} beats in atrial fibrillation by their R-R intervals: their S probability given to N "
     "(af_gate in the run's config)"
 )
+AF_NOT_APPLIED = "af_gate not applied: these beats are not every beat of their recordings"
 
 
 def af_flags(rr: np.ndarray) -> np.ndarray:

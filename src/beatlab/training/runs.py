@@ -41,7 +41,7 @@ from beatlab.errors import BeatlabError, brief
 from beatlab.io import writing
 from beatlab.models import BeatModel, create_model
 from beatlab.models.ensemble import MeanEnsemble
-from beatlab.models.rhythm import AF_NOTE, gate_records
+from beatlab.models.rhythm import AF_NOT_APPLIED, AF_NOTE, gate_records
 from beatlab.models.trees import BoostedTrees
 from beatlab.training.config import TrainConfig
 from beatlab.training.trainer import FitResult, TrainState
@@ -301,7 +301,7 @@ def gated_by_rhythm(
     if not run.config.af_gate:
         return proba, ""
     if not whole or (beats.sample < 0).any():
-        return proba, "af_gate not applied: these beats are not every beat of their recordings"
+        return proba, AF_NOT_APPLIED
     weights = run.model.config.decision_weights
     gated, flagged = gate_records(proba, beats.record, beats.sample, run.classes, weights)
     return gated, AF_NOTE.format(flagged) if flagged else ""
