@@ -14,15 +14,12 @@ records' rhythm annotations (AFIB, AFL). With `--precision P`, it then prints th
 with the S weight chosen nested (`patient_cv.chosen_per_fold`): per fold, the largest weight
 keeping N Se >= 0.95 and S +P >= P on the other folds.
 
-The detector, per beat: the 128 R-R intervals centred on it (clipped to the record's first or
-last 128; fewer than 128: never flagged); the 8 longest and 8 shortest dropped (order kept);
-AF where RMSSD over the mean > 0.1, the 16-bin Shannon entropy over ln 16 > 0.7 and the
-turning-point ratio of the 128 lies in (0.54, 0.77). `--intervals nn` first drops every interval
-that begins or ends at a beat the ungated ensemble calls V or F (plain argmax): rhythm measured
-on normal-to-normal intervals, as heart-rate variability is.
+The detector is `beatlab.models.rhythm`'s, which `af_gate = true` in a run's config applies in
+`predict` and `evaluate`; `--intervals nn` is how it measures rhythm there: every interval that
+begins or ends at a beat the ungated ensemble calls V or F (plain argmax) is dropped first.
 
 Measured (docs/new_patients.md): the gate doubles S precision and loses S sensitivity, since
-premature atrial beats start paroxysmal AF and sit inside the window; not shipped.
+premature atrial beats start paroxysmal AF and sit inside the window; twice not shipped.
 """
 
 from __future__ import annotations
@@ -61,7 +58,7 @@ def main() -> None:
     parser.add_argument("--grid", nargs="+", type=float, default=[1, 1.5, 2, 2.5, 3, 4, 5, 6])
     parser.add_argument("--precision", type=float, default=None, help="S +P the rule keeps")
     parser.add_argument("--out", type=Path, default=Path("reports/cv"))
-    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     tables = same_beats(args.out, args.mean_of)
     y, _, record = tables[0]
