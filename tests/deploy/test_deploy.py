@@ -8,6 +8,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -439,6 +441,53 @@ def test_a_jobs_process_that_dies_is_one_line_and_ends_the_others(
             break
         time.sleep(0.1)
     assert len(workers) == 2 and not any(running(pid) for pid in workers)
+
+
+HALF_SENT = """
+import os, struct, sys, time
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from beatlab.deploy.predict import _stop
+
+
+def half_sent(ready: str) -> None:
+    \"\"\"Write the start of a result into the executor's results pipe, then wait to be killed:
+    a worker killed while it sends a long recording's table.\"\"\"
+    frame = sys._getframe()
+    while "result_queue" not in frame.f_locals:
+        frame = frame.f_back
+    writer = frame.f_locals["result_queue"]._writer
+    os.write(writer.fileno(), struct.pack("!i", 1 << 20) + b"the first bytes of a table")
+    Path(ready).touch()
+    time.sleep(120)
+
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(half_sent, sys.argv[1])
+    while not Path(sys.argv[1]).exists():
+        time.sleep(0.05)
+    time.sleep(0.5)  # the executor's thread is reading the message by now
+    _stop(pool)
+    print("stopped", flush=True)
+"""
+
+
+def test_a_worker_killed_while_it_sends_its_result_does_not_hold_the_exit(tmp_path: Path) -> None:
+    """The executor's thread reads a message the killed worker never finished: without `_stop`
+    closing the pipe's last write end, it waits for the rest for ever and the interpreter's
+    exit waits for it (a Ctrl+C that never returns; seen once in CI)."""
+    script = tmp_path / "half_sent.py"
+    script.write_text(HALF_SENT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "ready")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "stopped", done.stderr
 
 
 def running(pid: int | None) -> bool:

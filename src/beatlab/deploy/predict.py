@@ -642,11 +642,19 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     each would otherwise first finish its recording (minutes for a Holter), and the command
     would hang until then. They only read, so they are killed outright (one was seen to hold
     SIGTERM back for over a second). Python 3.14 has `kill_workers` for it; before, the
-    processes are the executor's `_processes`."""
+    processes are the executor's `_processes`. A worker killed while it sends a result leaves
+    part of a message in the results pipe, and the executor's thread would wait for the rest
+    for ever, holding the interpreter's exit: with the workers gone and this process's write
+    end closed, it reads an end of file instead and ends."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
+    results = getattr(pool, "_result_queue", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.kill()
+    for process in processes:
+        process.join()
+    if results is not None:
+        results._writer.close()
 
 
 def _start_worker(run_dir: Path, onnx: Path | None, threads: int) -> None:
