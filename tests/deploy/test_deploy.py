@@ -384,9 +384,11 @@ def test_ctrl_c_ends_the_jobs_of_a_folder_at_once(
             (tmp_path / f"{name}.{ext}").symlink_to(real_mitdb / f"{name}.{ext}")
     run = load_run(tiny_run)
     pressed: list[float] = []
+    workers: list[int] = []
 
     def press(bars: RecordingBars) -> None:
         if not pressed:
+            workers.extend(child.pid for child in multiprocessing.active_children() if child.pid)
             pressed.append(time.perf_counter())
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -399,12 +401,11 @@ def test_ctrl_c_ends_the_jobs_of_a_folder_at_once(
     finally:
         signal.signal(signal.SIGINT, previous)
     assert pressed and ended - pressed[0] < 3.0
-    workers = [child.pid for child in multiprocessing.active_children()]
     for _ in range(20):  # a killed process takes a moment to go
         if not any(running(pid) for pid in workers):
             break
         time.sleep(0.1)
-    assert workers and not any(running(pid) for pid in workers)
+    assert len(workers) == 2 and not any(running(pid) for pid in workers)
 
 
 def test_a_jobs_process_that_dies_is_one_line_and_ends_the_others(
