@@ -181,7 +181,7 @@ class _Nowhere:
 class _LeanGQRS(GQRS):
     """wfdb's GQRS without its two debug lists (`SIG_SMOOTH`, `SIG_QRS`), which keep every
     sample's filter outputs as Python ints and are never read: about 2.5 GB of a 24-hour lead
-    at 360 Hz, 18 times the lead itself. The detection is the same, step for step."""
+    at 360 Hz, ten times the lead itself. The detection is the same, step for step."""
 
     SIG_SMOOTH = SIG_QRS = property(lambda self: _Nowhere(), lambda self, value: None)
 

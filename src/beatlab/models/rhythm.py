@@ -14,9 +14,9 @@ fitted here. Per beat: the 128 R-R intervals centred on it (clipped to the recor
 last 128; fewer than 128: never flagged), the 8 longest and 8 shortest dropped (order kept); AF
 where RMSSD over the mean > 0.1, the 16-bin Shannon entropy over ln 16 > 0.7 and the
 turning-point ratio of the 128 lies in (0.54, 0.77); all three are ratios, so intervals in
-samples serve at any sampling rate. Rhythm is measured on normal-to-normal
-intervals, as heart-rate variability is: those that begin or end at a beat called V or F are
-left out, else ventricular ectopy alone reads as AF (DS1's record 208).
+samples serve at any sampling rate. Rhythm is measured on normal-to-normal intervals, as
+heart-rate variability is: those that begin or end at a beat called V or F are left out, else
+ventricular ectopy alone reads as AF (DS1's record 208).
 """
 
 from __future__ import annotations
