@@ -178,12 +178,16 @@ class _Nowhere:
         """Drop `value`."""
 
 
+_NOWHERE = _Nowhere()
+
+
 class _LeanGQRS(GQRS):
     """wfdb's GQRS without its two debug lists (`SIG_SMOOTH`, `SIG_QRS`), which keep every
     sample's filter outputs as Python ints and are never read: about 2.5 GB of a 24-hour lead
-    at 360 Hz, ten times the lead itself. The detection is the same, step for step."""
+    at 360 Hz, ten times the lead itself. The detection is the same, step for step. Both read
+    as one shared sink, since GQRS appends to them for every sample."""
 
-    SIG_SMOOTH = SIG_QRS = property(lambda self: _Nowhere(), lambda self, value: None)
+    SIG_SMOOTH = SIG_QRS = property(lambda self: _NOWHERE, lambda self, value: None)
 
 
 def gqrs(signal: np.ndarray, fs: float, progress: Progress | None = None) -> np.ndarray:
