@@ -316,6 +316,20 @@ def detect_beats(
     return np.unique(np.asarray(peaks, dtype=np.int64))
 
 
+def detect_lead(
+    header: wfdb.Record, signal: np.ndarray, lead: str, progress: Progress | None = None
+) -> tuple[np.ndarray, str]:
+    """`detect_beats` on the digital `signal` of the record's `lead`, in millivolts and within
+    `DETECTOR_SWING_MV`, and `detector_signal`'s line. Its copies of the lead (two, 500 MB for a
+    24-hour Holter lead) are gone once it returns, before the beats are cut and classified."""
+    channel = header.sig_name.index(lead)
+    physical = np.subtract(signal, header.baseline[channel], dtype=np.float64)
+    physical /= header.adc_gain[channel]  # in place: a copy is 250 MB a day at 360 Hz
+    units = header.units[channel] if header.units else None
+    signal_mv, unknown_units = detector_signal(physical, float(header.fs), units)
+    return detect_beats(signal_mv, float(header.fs), progress=progress), unknown_units
+
+
 def detector_signal(signal: np.ndarray, fs: float, units: str | None) -> tuple[np.ndarray, str]:
     """A lead as GQRS needs it, and a line where its units were unknown. GQRS's thresholds are in
     microvolts, so the lead is put in millivolts first (a record stored in uV, as EDF exports
@@ -333,7 +347,7 @@ def detector_signal(signal: np.ndarray, fs: float, units: str | None) -> tuple[n
     seconds = mv[: len(mv) // n * n].reshape(-1, n)
     swing = float(np.median(np.ptp(seconds, axis=1))) if len(seconds) else 0.0
     if swing > 0:
-        mv = mv * (float(np.clip(swing, *DETECTOR_SWING_MV)) / swing)
+        mv *= float(np.clip(swing, *DETECTOR_SWING_MV)) / swing
     return mv, said
 
 
@@ -489,12 +503,8 @@ def predict_record(
     if has_atr and not detector:
         peaks, reference, source = ref_peaks, ref_labels, "annotations"
     else:
-        channel = header.sig_name.index(used)
-        physical = (signal - header.baseline[channel]) / header.adc_gain[channel]
-        units = header.units[channel] if header.units else None
-        signal_mv, unknown_units = detector_signal(physical, fs, units)
+        peaks, unknown_units = detect_lead(header, signal, used, progress)
         note = "; ".join(filter(None, (note, unknown_units)))
-        peaks = detect_beats(signal_mv, fs, progress=progress)
         beat = ~within(ref_peaks, vf)
         ref_peaks, ref_labels = ref_peaks[beat], ref_labels[beat]
         reference = match_reference(peaks, ref_peaks, ref_labels, MATCH_WINDOW_S * fs)
