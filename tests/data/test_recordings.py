@@ -52,6 +52,30 @@ def test_a_lead_no_segment_has_is_dropped(real_mitdb: Path, tmp_path: Path) -> N
         assert read_header(joined).sig_name == ["MLII"]
 
 
+def test_only_the_signals_in_volts_are_read_where_there_are_others(
+    real_mitdb: Path, tmp_path: Path
+) -> None:
+    """An ICU record holds pressures and a pleth beside its ECG, as many samples each: joined,
+    it keeps the leads alone. Where no signal is in volts (an ECG stored in `NU`), all stay."""
+    ecg = wfdb.rdrecord(str(real_mitdb / "208"), sampto=7200).p_signal
+    signals = np.hstack([ecg, np.sin(np.arange(7200) / 40)[:, None]])
+    parts: list[tuple[int, int, list[int]] | int] = [
+        (0, 3600, [0, 1, 2]),
+        360,
+        (3960, 7200, [0, 2]),
+    ]
+    for name, units, kept in (("icu", ["mV", "mV", "NU"], 2), ("nu", ["NU"] * 3, 3)):
+        wfdb.wrsamp(
+            f"{name}_src", FS, units, ["MLII", "V1", "PLETH"], p_signal=signals, fmt=["16"] * 3,
+            write_dir=str(tmp_path),
+        )  # fmt: skip
+        base = write_segments(tmp_path / f"{name}_src", tmp_path, name, parts)
+        with as_wfdb(base) as joined:
+            record = wfdb.rdrecord(str(joined))
+        assert record.sig_name == ["MLII", "V1", "PLETH"][:kept], name
+        np.testing.assert_allclose(record.p_signal[:3600], signals[:3600, :kept], atol=1e-3)
+
+
 def test_a_folder_lists_the_record_not_its_segments(real_mitdb: Path, tmp_path: Path) -> None:
     write_segments(real_mitdb / "100", tmp_path, "mv", [(0, 3600, [0, 1]), 360, (3960, 7200, [0])])
     ecg = np.sin(np.arange(FS) / 10)[:, None]

@@ -48,15 +48,41 @@ def segment_names(base: Path) -> list[str]:
     return [name for name in getattr(header, "seg_name", None) or [] if name != "~"]
 
 
+PER_MILLIVOLT = {"mv": 1.0, "uv": 1e-3, "\u00b5v": 1e-3, "\u03bcv": 1e-3, "v": 1e3, "nv": 1e-6}
+"""The voltage units a header may give (lower case; a header without units means mV)."""
+
+
+def voltage_signals(base: Path) -> list[str] | None:
+    """The signals of the multi-segment record at `base` in a voltage, where it has others too
+    (an ICU record's blood pressures, pleth and respiration), else None (all of them). Named by
+    its layout segment, or its first segment where the layout is fixed."""
+    try:
+        header = wfdb.rdheader(str(base), rd_segments=True)
+    except Exception:  # an unreadable header is reported when the record itself is read
+        return None
+    first = next((s for s in getattr(header, "segments", None) or [] if s is not None), None)
+    if first is None or not first.sig_name:
+        return None
+    units = first.units or ["mV"] * len(first.sig_name)
+    volts = [
+        name
+        for name, unit in zip(first.sig_name, units, strict=True)
+        if (unit or "mV").strip().lower() in PER_MILLIVOLT
+    ]
+    return volts if volts and len(volts) < len(first.sig_name) else None
+
+
 def write_joined(base: Path, folder: Path) -> Path:
     """Write the multi-segment record at `base` as one record in `folder`, named as it is: its
     segments joined by wfdb (`m2s`), in physical units at 32 bits, so no sample is rounded
-    again. The samples of a gap, and of a lead a segment lacks, are marked invalid, so the
-    beats over them are left out as over a lead that came off; a lead no segment has is
-    dropped. Its annotation files are copied beside it."""
+    again. Only its signals in volts are read where it has others (`voltage_signals`): a
+    MIMIC record of days holds as many samples of pressures and pleth as of ECG. The samples of
+    a gap, and of a lead a segment lacks, are marked invalid, so the beats over them are left
+    out as over a lead that came off; a lead no segment has is dropped. Its annotation files
+    are copied beside it."""
     header = base.with_suffix(".hea")
     try:
-        record = wfdb.rdrecord(str(base), m2s=True)
+        record = wfdb.rdrecord(str(base), m2s=True, channel_names=voltage_signals(base))
     except Exception as err:  # wfdb raises many types for a bad segment
         raise BeatlabError(f"unreadable multi-segment record: {brief(err)}", header) from None
     signal = np.asarray(record.p_signal, dtype=np.float64)

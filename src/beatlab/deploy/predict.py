@@ -52,7 +52,7 @@ from beatlab.data.databases import (
 from beatlab.data.edf import is_edf
 from beatlab.data.formats import NO_RR, detect_format, read_beats
 from beatlab.data.layouts import FILE_LAYOUTS, BuildParams, over_invalid, segment_clear
-from beatlab.data.recordings import as_wfdb, is_copied, record_base
+from beatlab.data.recordings import PER_MILLIVOLT, as_wfdb, is_copied, record_base
 from beatlab.deploy.export import available_cores, runner_for
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
@@ -79,7 +79,6 @@ _MIN_RR_S = 0.28  # GQRS's own shortest R-R: an edge beat closer to the lead's f
 _SEARCH_RADIUS_S = 0.05  # how far a detection may move to that deflection
 _SMOOTH_WINDOW_S = 0.15  # baseline removal before looking for that extremum
 _TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".parq": "parquet"}
-_PER_MILLIVOLT = {"mv": 1.0, "uv": 1e-3, "\u00b5v": 1e-3, "\u03bcv": 1e-3, "v": 1e3, "nv": 1e-6}
 _VIEWS = {"i", "ii", "iii", "avr", "avl", "avf", "mli", "mlii", "mliii"} | {
     f"v{i}" for i in range(1, 7)
 }  # lead names that say which view of the heart a lead is
@@ -336,7 +335,7 @@ def detector_signal(signal: np.ndarray, fs: float, units: str | None) -> tuple[n
     often are, would otherwise look a thousand times too large); units other than a voltage are
     read as mV. Then a lead whose median one-second swing lies outside `DETECTOR_SWING_MV` (a
     high-gain chest lead, a low-gain recorder) is scaled to the nearer end."""
-    per_mv = _PER_MILLIVOLT.get((units or "mV").strip().lower())
+    per_mv = PER_MILLIVOLT.get((units or "mV").strip().lower())
     said = (
         ""
         if per_mv
