@@ -882,6 +882,28 @@ def test_gqrs_with_its_filter_by_numpy_finds_what_wfdbs_finds(real_mitdb: Path, 
         np.testing.assert_array_equal(gqrs(case, fs), processing.gqrs_detect(sig=case, fs=fs))
 
 
+def test_gqrs_takes_wfdbs_own_filter_steps_should_wfdb_filter_while_learning(
+    real_mitdb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wfdb's GQRS learns for a minute before it detects, but its port never filters then (a
+    sample is not yet valid), which `gqrs`'s filter by numpy counts on. A wfdb that did would
+    leave its buffers and running sum set for the detecting pass: the beats stay wfdb's."""
+    lead = wfdb.rdrecord(str(real_mitdb / "201"), channels=[0], sampto=90 * FS).p_signal[:, 0]
+    steps = processing.qrs.GQRS.gqrs
+
+    def learning_filters(self: processing.qrs.GQRS, start: int, end: int) -> None:
+        if self.state == "LEARNING":
+            self.sample_valid = True
+        steps(self, start, end)
+
+    monkeypatch.setattr(processing.qrs.GQRS, "gqrs", learning_filters)
+    learnt = processing.gqrs_detect(sig=lead, fs=FS)
+    monkeypatch.undo()
+    assert not np.array_equal(learnt, processing.gqrs_detect(sig=lead, fs=FS))
+    monkeypatch.setattr(processing.qrs.GQRS, "gqrs", learning_filters)
+    np.testing.assert_array_equal(gqrs(lead, FS), learnt)
+
+
 def test_an_error_in_the_detectors_thread_reaches_the_caller(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

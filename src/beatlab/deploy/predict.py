@@ -180,7 +180,8 @@ class _FilteredGQRS(GQRS):
 
     Written against wfdb's port as it runs: its learning pass never reaches `qf` (a sample is
     not yet valid), so the detecting pass starts from empty buffers, and `qf` is called once a
-    sample, in order, until the smoothing reads past the lead's end."""
+    sample, in order, until the smoothing reads past the lead's end. Should a later wfdb filter
+    while learning, its own steps run instead, for the whole lead."""
 
     _BLOCK = 1 << 16  # samples a filter block: 0.5 MB a block, whatever the lead's length
 
@@ -189,12 +190,16 @@ class _FilteredGQRS(GQRS):
         self._x = self._x - adc_zero if adc_zero else self._x
         self._q = np.zeros(0, dtype=np.int64)
         self._from = self._to = self._v1 = 0
+        self._wfdbs = False  # wfdb's own filter steps, once it filters while learning
         self._mask = conf._BUFLN - 1
         n = len(self._x)  # `sm` reads past the end once the smoothed sample is past n + dt
         self._valid_before = (1 if conf.dt == 1 and n == 1 else n + conf.dt + 1) - conf.dt4
         return super().detect(x, conf, adc_zero)
 
     def qf(self) -> None:
+        if self._wfdbs or self.state == "LEARNING":
+            self._wfdbs = True
+            return super().qf()
         t = self.t
         if not self._from <= t < self._to:
             self._filter(t)
