@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import wfdb
 
+from beatlab.data.wfdb_files import write_physical
 from beatlab.errors import BeatlabError
 
 EDF_SUFFIXES = {".edf", ".bdf"}
@@ -83,13 +83,12 @@ def write_wfdb(path: Path, folder: Path) -> Path:
         names = [labels[i].strip() for i in chosen]  # two leads of one name: keep the labels
     names = [name or f"signal {i + 1}" for name, i in zip(names, chosen, strict=True)]  # unlabelled
     base = folder / (re.sub(r"[^-\w]", "_", path.stem) or "record")  # WFDB's record names
-    wfdb.wrsamp(
+    return write_physical(
+        folder,
         base.name,
-        fs=rates[chosen[0]],
-        units=[u.replace("\u00b5", "u").replace("\u03bc", "u") or "mV" for u in units],
-        sig_name=names,
-        p_signal=np.column_stack([s[:length] for s in signals]),
-        fmt=[bits] * len(chosen),
-        write_dir=str(folder),
+        rates[chosen[0]],
+        [u.replace("\u00b5", "u").replace("\u03bc", "u") or "mV" for u in units],
+        names,
+        np.column_stack([s[:length] for s in signals]),
+        bits,
     )
-    return base

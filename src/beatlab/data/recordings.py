@@ -19,6 +19,7 @@ import numpy as np
 import wfdb
 
 from beatlab.data.edf import is_edf, write_wfdb
+from beatlab.data.wfdb_files import write_physical
 from beatlab.errors import BeatlabError, brief
 
 
@@ -90,14 +91,14 @@ def write_joined(base: Path, folder: Path) -> Path:
     if len(signal) == 0 or not present.any():
         raise BeatlabError("a multi-segment record whose segments hold no samples", header)
     keep = np.flatnonzero(present)
-    wfdb.wrsamp(
+    write_physical(
+        folder,
         base.name,
-        fs=float(record.fs),
-        units=[record.units[i] or "mV" for i in keep],
-        sig_name=[record.sig_name[i] for i in keep],
-        p_signal=signal[:, keep],
-        fmt=["32"] * len(keep),
-        write_dir=str(folder),
+        float(record.fs),
+        [record.units[i] or "mV" for i in keep],
+        [record.sig_name[i] for i in keep],
+        signal if len(keep) == signal.shape[1] else signal[:, keep],
+        "32",
     )
     for beside in base.parent.glob(f"{base.name}.*"):
         if beside.suffix not in {".hea", ".dat"} and beside.is_file():
