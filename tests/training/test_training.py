@@ -17,11 +17,13 @@ from safetensors.torch import load_file
 from beatlab import CLASSES
 from beatlab.data.dataset import load_dataset
 from beatlab.errors import BeatlabError
+from beatlab.models import create_model, list_models
 from beatlab.training.config import TrainConfig, load_config
 from beatlab.training.estimator import BeatClassifier
 from beatlab.training.metrics import classification_metrics, measured_recall
 from beatlab.training.run import evaluate_run, loss_weights, train_run
 from beatlab.training.runs import load_run
+from beatlab.training.trainer import EVAL_BATCH, Tensors, predict_proba
 
 TINY = {"limit": 600, "epochs": 2, "batch_size": 64}
 
@@ -327,3 +329,21 @@ def test_evaluate_reports_runs_without_checkpoint(
     code, _, err = run_cli(capsys, "evaluate", str(tmp_path / "nothing"))
     assert code == 2 and "no such run directory" in err
     assert evaluate_run  # imported for the API's sake: evaluate is the only test-part reader
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_probabilities_do_not_depend_on_the_inference_batch(name: str) -> None:
+    """`predict_proba` reads `EVAL_BATCH` beats a batch, chosen for speed alone
+    (`benchmarks/eval_batch.py`): every model gives the same classes in batches of 512 as in one
+    of 1,100 beats, and the same probabilities to float rounding (here, bit for bit)."""
+    torch.manual_seed(0)
+    model = create_model(name)
+    data = Tensors(
+        torch.randn(1100, *model.beat_shape),
+        torch.zeros(1100, dtype=torch.int64),
+        torch.randn(1100, 3),
+    )
+    batched, whole = predict_proba(model, data, EVAL_BATCH), predict_proba(model, data, 1100)
+    assert EVAL_BATCH < 1100
+    np.testing.assert_allclose(batched, whole, atol=1e-6)
+    np.testing.assert_array_equal(batched.argmax(1), whole.argmax(1))
