@@ -5,7 +5,7 @@ samples' size (1.1 GB for 12 hours of three leads at 125 Hz, several GB for a da
 beatlab writes its temporary copies of EDF/BDF files and multi-segment records through
 `write_physical` instead: wfdb's own steps for the header and the digital values, then the
 samples as WFDB's formats 16, 24 and 32 define them (little-endian two's complement, interleaved
-by sample), the same bytes (`tests/data/test_recordings.py` checks it against `wrsamp`).
+by sample), the same bytes (`tests/data/test_wfdb_files.py` checks them against `wrsamp`'s).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ def write_physical(
     fmt: str,
 ) -> Path:
     """Write the (samples, signals) physical `signal` as record `name` in `folder`, every signal
-    in format `fmt`, and return the record's base path. The ADC runs in place on `signal`'s
-    float64 copy (the caller's own array where it already is one: it is not used after)."""
+    in format `fmt`, and return the record's base path. The ADC runs in place: on `signal`
+    itself where it is float64 already (both callers pass an array they are done with), else on
+    a float64 copy."""
     record = wfdb.Record(
         record_name=name,
         fs=fs,
