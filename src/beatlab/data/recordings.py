@@ -49,8 +49,13 @@ def segment_names(base: Path) -> list[str]:
     return [name for name in getattr(header, "seg_name", None) or [] if name != "~"]
 
 
-PER_MILLIVOLT = {"mv": 1.0, "uv": 1e-3, "\u00b5v": 1e-3, "\u03bcv": 1e-3, "v": 1e3, "nv": 1e-6}
-"""The voltage units a header may give (lower case; a header without units means mV)."""
+_PER_MILLIVOLT = {"mv": 1.0, "uv": 1e-3, "\u00b5v": 1e-3, "\u03bcv": 1e-3, "v": 1e3, "nv": 1e-6}
+
+
+def per_millivolt(units: str | None) -> float | None:
+    """Millivolts a unit of a signal in `units` is, or None where `units` is no voltage (a
+    pressure, a pleth's `NU`). A header without units means mV."""
+    return _PER_MILLIVOLT.get((units or "mV").strip().lower())
 
 
 def voltage_signals(base: Path) -> list[str] | None:
@@ -65,11 +70,7 @@ def voltage_signals(base: Path) -> list[str] | None:
     if first is None or not first.sig_name:
         return None
     units = first.units or ["mV"] * len(first.sig_name)
-    volts = [
-        name
-        for name, unit in zip(first.sig_name, units, strict=True)
-        if (unit or "mV").strip().lower() in PER_MILLIVOLT
-    ]
+    volts = [name for name, unit in zip(first.sig_name, units, strict=True) if per_millivolt(unit)]
     return volts if volts and len(volts) < len(first.sig_name) else None
 
 

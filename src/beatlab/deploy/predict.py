@@ -52,7 +52,7 @@ from beatlab.data.databases import (
 from beatlab.data.edf import is_edf
 from beatlab.data.formats import NO_RR, detect_format, read_beats
 from beatlab.data.layouts import FILE_LAYOUTS, BuildParams, over_invalid, segment_clear
-from beatlab.data.recordings import PER_MILLIVOLT, as_wfdb, is_copied, record_base
+from beatlab.data.recordings import as_wfdb, is_copied, per_millivolt, record_base
 from beatlab.deploy.export import available_cores, runner_for
 from beatlab.errors import BeatlabError
 from beatlab.io import writing
@@ -207,6 +207,7 @@ class _FilteredGQRS(GQRS):
         self.sample_valid = t < self._valid_before
 
     def qfv_at(self, t: int) -> Any:
+        """wfdb's, with the buffer's mask kept: it is read three times a sample."""
         return self.qfv[t & self._mask]
 
     def _filter(self, start: int) -> None:
@@ -340,7 +341,7 @@ def detector_signal(signal: np.ndarray, fs: float, units: str | None) -> tuple[n
     often are, would otherwise look a thousand times too large); units other than a voltage are
     read as mV. Then a lead whose median one-second swing lies outside `DETECTOR_SWING_MV` (a
     high-gain chest lead, a low-gain recorder) is scaled to the nearer end."""
-    per_mv = PER_MILLIVOLT.get((units or "mV").strip().lower())
+    per_mv = per_millivolt(units)
     said = (
         ""
         if per_mv

@@ -39,9 +39,9 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 """Called after each epoch with its number (1-based) and metrics; Ray Tune reports from here."""
 
 EVAL_BATCH = 512
-"""Beats a batch in inference (validation, `predict`, `evaluate`): on 2 cores the CNNs read twice
-as many beats a second as at 4,096, with the same probabilities bit for bit (a batch's
-activations stay in cache; `benchmarks/eval_batch.py`)."""
+"""Beats a batch in inference (validation, `predict`, `evaluate`): on 2 cores the CNNs read
+1.3-1.7 times as many beats a second as at 4,096, the shipped ensemble 1.5-2.5 times, with the
+same probabilities bit for bit (`benchmarks/eval_batch.py`)."""
 
 
 def seed_everything(seed: int) -> None:
