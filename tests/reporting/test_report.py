@@ -125,6 +125,8 @@ def test_report_has_the_studys_tables_and_figures(report_dir: Path) -> None:
     assert "| matches the checksum list | yes |" in md
     assert "| tiny | mitdb | intra | – | – | none | 0 | 400 |" in md
     assert f"| torch | {torch.__version__} | {torch.__version__} |" in md
+    cpu = torch.backends.cpu.get_cpu_capability()  # what a seed's sums depend on, beside torch
+    assert f"| CPU kernels (torch) | {cpu} | {cpu} |" in md
 
 
 def test_experiment_in_ray_tune_names_without_best_run(tmp_path: Path) -> None:

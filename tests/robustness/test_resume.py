@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import run_cli, write_record
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from beatlab.data import layouts
@@ -147,6 +148,8 @@ def test_cli_interrupt_marks_mlflow_killed_and_resume_finishes_it(
     assert code == 0, err
     runs = client.search_runs([experiment.experiment_id])
     assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued
+    tags = runs[0].data.tags  # what its sums depended on, to compare runs by in MLflow
+    assert tags["arithmetic.cpu"] == cpu_kernels() and tags["arithmetic.threads"] == "1"
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "val_loss")]
     assert sorted(steps) == [1, 2]
     # output to a pipe or file: each epoch's line whole (never wrapped at 80 columns)
@@ -174,6 +177,42 @@ def test_resume_refuses_a_layout_changed_since_the_run_started(
     assert {p.name: p.read_bytes() for p in cut.iterdir()} == files
     resume_run(cut, tracking_uri="none", progress=False)  # the beatlab it started with
     assert (cut / "run.json").is_file() and not (cut / RESUME).exists()
+
+
+def test_resume_elsewhere_says_the_later_epochs_are_another_draw(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """Another CPU's kernels (or another thread count) sum in another order: the run goes on,
+    with one warning line naming what changed; the same machine resumes silently."""
+    cut, _ = stopped_after_first_epoch(config_for(data_dir, epochs=3), tmp_path)
+    started = json.loads(load_file_meta(cut / RESUME))["arithmetic"]
+    assert started == {"torch": torch.__version__, "cpu": cpu_kernels(), "threads": 1}
+    other = "AVX2" if started["cpu"] != "AVX2" else "AVX512"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: other)
+        code, _, err = run_cli(capsys, "train", "--resume", str(cut), "--tracking-uri", "none")
+    assert code == 0, err
+    said = [line for line in err.splitlines() if "warning" in line]
+    assert said == [
+        f"beatlab: warning: {cut}: resumed with other arithmetic than it started with (cpu "
+        f"{started['cpu']} -> {other}): it goes on, but its later epochs differ from an "
+        "uninterrupted run's"
+    ]
+    info = json.loads((cut / "run.json").read_text())
+    assert info["arithmetic"] == {**started, "cpu": other}
+
+    again, _ = stopped_after_first_epoch(config_for(data_dir, epochs=2), tmp_path / "same")
+    code, _, err = run_cli(capsys, "train", "--resume", str(again), "--tracking-uri", "none")
+    assert code == 0 and "warning" not in err, err
+
+
+def cpu_kernels() -> str:
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def load_file_meta(path: Path) -> str:
+    with safe_open(str(path), "pt") as f:
+        return str(f.metadata()["beatlab_state"])
 
 
 @pytest.mark.parametrize(("monitor", "mode"), [("val_loss", "min"), ("val_accuracy", "max")])

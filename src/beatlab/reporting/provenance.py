@@ -47,7 +47,12 @@ def dataset_meta(source: Run | Experiment) -> dict[str, Any]:
 
 def versions(source: Run | Experiment) -> dict[str, str]:
     if isinstance(source, Run):
-        return dict(source.info.get("versions", {}))
+        sums = source.info.get("arithmetic") or {}  # absent in runs of before, and ensembles
+        return {
+            **source.info.get("versions", {}),
+            **({"CPU kernels (torch)": str(sums["cpu"])} if "cpu" in sums else {}),
+            **({"torch threads": str(sums["threads"])} if "threads" in sums else {}),
+        }
     if source.best_run is not None:
         return versions(source.best_run)
     return dict(source.summary.get("versions") or {})

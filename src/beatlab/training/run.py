@@ -16,6 +16,7 @@ from beatlab.data.layouts import FILE_LAYOUTS
 from beatlab.errors import BeatlabError
 from beatlab.interrupts import deferred
 from beatlab.models import BeatModel, create_model
+from beatlab.output import warn
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import classes_for, dataset_for, read_files, warn_outside
 from beatlab.training.metrics import classification_metrics
@@ -27,6 +28,7 @@ from beatlab.training.runs import (
     METRICS,
     RESUME,
     RUN,
+    arithmetic,
     check_run_dir,
     clean_up,
     gated_by_rhythm,
@@ -164,6 +166,7 @@ def resume_run(
             "the run started with (its first epochs saw other beats); train a new run instead",
             run_dir,
         )
+    warn_other_arithmetic(extra.get("arithmetic"), arithmetic(config.threads), run_dir)
     try:
         model = create_model(config.model, num_classes=ds.num_classes, **config.hparams)
     except BeatlabError as err:
@@ -175,6 +178,25 @@ def resume_run(
         run_dir, config, ds, model, run_dir.parent, tracking_uri, on_epoch, progress, state, spent
     )
     return run_dir
+
+
+def warn_other_arithmetic(
+    started: dict[str, Any] | None, now: dict[str, Any], run_dir: Path
+) -> None:
+    """A resumed run goes on wherever it is resumed, but it gives the uninterrupted run's result
+    bit for bit only with the arithmetic it started with (`arithmetic`): say so where that
+    differs, rather than refuse a run that is merely another draw from there on."""
+    if started is None:  # a state saved before beatlab kept it
+        return
+    changed = [
+        f"{key} {started.get(key)} -> {now[key]}" for key in now if started.get(key) != now[key]
+    ]
+    if changed:
+        warn(
+            f"resumed with other arithmetic than it started with ({', '.join(changed)}): it "
+            "goes on, but its later epochs differ from an uninterrupted run's",
+            run_dir,
+        )
 
 
 def _train_guarded(
@@ -238,14 +260,20 @@ def _train_into(
         write_json(run_dir / CONFIG, config.to_dict())
     tracker = Tracker(tracking_uri, runs_dir, experiment="beatlab-train")
     start = time.perf_counter()
+    sums = arithmetic(config.threads)
     bookkeeping = {
         "classes": list(ds.classes),
         "train_beats": len(ds.train),
         "valid_beats": len(ds.valid),
         "layout_params": ds.meta.get("layout_params"),
+        "arithmetic": sums,
     }
     params = config.to_dict()
-    with tracker.run(run_dir.name, params, tags={"run_dir": str(run_dir)}, resume=bool(resume)):
+    tags = {
+        "run_dir": str(run_dir),
+        **{f"arithmetic.{k}": str(v) for k, v in sums.items()},
+    }
+    with tracker.run(run_dir.name, params, tags=tags, resume=bool(resume)):
 
         def epoch_done(epoch: int, row: dict[str, float]) -> None:
             tracker.log_metrics(row, step=epoch)
@@ -291,6 +319,7 @@ def _train_into(
                 "train_range": value_range(ds.train.x),
                 "dataset": ds.meta,
                 "versions": package_versions(),
+                "arithmetic": sums,
                 "parameters": sum(p.numel() for p in model.parameters()),
             },
         )

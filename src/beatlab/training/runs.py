@@ -1,7 +1,8 @@
 """Run directories: config, per-epoch metrics, final metrics, checkpoint and plots of one run.
 
 runs/<name>/config.json        TrainConfig (full model hparams): `beatlab train --config` reruns it
-runs/<name>/run.json           classes, dataset provenance, package versions, best epoch, timings
+runs/<name>/run.json           classes, dataset provenance, package versions, arithmetic, best
+                               epoch, timings
 runs/<name>/history.csv        one row per epoch
 runs/<name>/metrics.json       {"valid": ..., "test": ...} (test only after `beatlab evaluate`)
 runs/<name>/model.safetensors  best weights (never a pickled model object)
@@ -78,6 +79,18 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
+
+
+def arithmetic(threads: int | None = None) -> dict[str, Any]:
+    """What a seeded run's floating-point sums depend on besides its config and data: torch's
+    version, the CPU kernels it dispatches to (AVX2, AVX512, ...) and its thread count (`threads`,
+    or torch's default). Where all three match, a seed trains the same run bit for bit; where one
+    differs, it trains another draw of the same config (the README's Two commands: how far)."""
+    return {
+        "torch": torch.__version__,
+        "cpu": torch.backends.cpu.get_cpu_capability(),
+        "threads": threads or torch.get_num_threads(),
+    }
 
 
 def check_name(name: str, what: str = "--name") -> str:
