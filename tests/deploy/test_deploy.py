@@ -144,6 +144,16 @@ def test_record_classified_with_an_onnx_export(
     assert onnx_table.drop(columns=probabilities).equals(torch_table.drop(columns=probabilities))
 
 
+def test_predicting_with_pytorch_imports_no_onnx() -> None:
+    """onnx and ONNX Runtime's quantiser take over a second to import: only `export` and
+    `--onnx` need them, not every `predict`, `view` or `evaluate --db`."""
+    code = "import sys, beatlab.deploy.predict, beatlab.cli.predict; print(sorted(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "'onnx'" not in loaded and "'onnxruntime.quantization'" not in loaded
+
+
 def test_onnx_export_of_another_model_is_refused(
     capsys: pytest.CaptureFixture[str], tiny_run: Path, real_mitdb: Path, tmp_path: Path
 ) -> None:

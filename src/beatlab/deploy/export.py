@@ -19,12 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 from google.protobuf.message import DecodeError
-from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
 from scipy.special import softmax
 
 from beatlab import BEAT_LENGTH, __version__
@@ -125,6 +122,10 @@ def export_int8(
     the activation ranges calibrated on a seeded sample of `beats` (training beats, never test).
     On CPUs with VNNI, ONNX Runtime runs it several times faster than the fp32 export; a few
     beats in a thousand change class, so check it (`beatlab export --int8` does) before use."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     check_quantizable(model)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_model(model, classes, "onnx", Path(tmp) / "model.onnx", name, layout)
@@ -194,8 +195,10 @@ def runner_for(run: Run, path: Path, workers: int | None = None) -> OnnxRunner:
     return runner
 
 
-class Calibration(CalibrationDataReader):
-    """Feeds a seeded sample of beats, in batches of 256, to ONNX Runtime's static quantiser."""
+class Calibration:
+    """Feeds a seeded sample of beats, in batches of 256, to ONNX Runtime's static quantiser: a
+    `CalibrationDataReader` by its `get_next` (ONNX Runtime checks for that method), without
+    importing the quantiser, and onnx with it, into every `predict`."""
 
     def __init__(self, beats: np.ndarray, rr: np.ndarray, inputs: list[str], seed: int) -> None:
         n = min(CALIBRATION_BEATS, len(beats))
@@ -212,6 +215,8 @@ class Calibration(CalibrationDataReader):
 
 
 def _export_onnx(model: BeatModel, path: Path, meta: str) -> None:
+    import onnx
+
     names = input_names(model)
     with warnings.catch_warnings():  # the TorchScript-based exporter announces its deprecation
         warnings.simplefilter("ignore")
@@ -298,6 +303,8 @@ def onnx_logits(session: ort.InferenceSession, beats: np.ndarray, rr: np.ndarray
 def exported_metadata(path: Path, fmt: str) -> dict[str, Any]:
     """The model name, run, classes and inputs stored in an exported file."""
     if fmt == "onnx":
+        import onnx
+
         proto = onnx.load(str(path), load_external_data=False)
         props = {p.key: p.value for p in proto.metadata_props}
         return dict(json.loads(props[METADATA_KEY]))
@@ -309,6 +316,8 @@ def exported_metadata(path: Path, fmt: str) -> dict[str, Any]:
 def is_export(path: Path) -> bool:
     """Whether a file is a model `export` wrote (its `beatlab` metadata), which a re-export may
     replace. A TorchScript file is a zip holding `extra/beatlab.json`."""
+    import onnx
+
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
