@@ -6,6 +6,8 @@ import json
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -18,8 +20,8 @@ from beatlab.errors import BeatlabError
 from beatlab.models import plain_decisions
 from beatlab.models.ensemble import MeanEnsemble
 from beatlab.training.config import TrainConfig
-from beatlab.training.ensemble import ensemble_config
-from beatlab.training.runs import load_run
+from beatlab.training.ensemble import ensemble_config, members_arithmetic
+from beatlab.training.runs import Run, load_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,6 +54,8 @@ def test_ensemble_averages_its_members_and_runs_like_a_run(
     members = json.loads((e / "run.json").read_text())["members"]
     assert [m["run"] for m in members] == [str(a), str(b)]
     assert [m["config"]["lr"] for m in members] == [0.001, 0.003]
+    infos = [json.loads((r / "run.json").read_text()) for r in (a, b, e)]
+    assert infos[2]["arithmetic"] == infos[0]["arithmetic"] == infos[1]["arithmetic"]
 
     beats, rr = torch.rand(8, 187), 0.5 + torch.rand(8, 3)
     with torch.no_grad():
@@ -72,6 +76,22 @@ def test_ensemble_averages_its_members_and_runs_like_a_run(
     code, _, err = run_cli(capsys, "export", "--run", str(e), "--out", str(tmp_path / "e.onnx"))
     assert code == 0, err
     assert (tmp_path / "e.onnx").is_file()
+
+
+def test_ensemble_says_on_what_arithmetic_its_members_were_drawn() -> None:
+    """Members trained on other CPUs or threads: their values joined, for the report; a member
+    from before runs kept its arithmetic: nothing claimed."""
+
+    def run(**sums: Any) -> Run:
+        return cast(Run, SimpleNamespace(info={"arithmetic": sums} if sums else {}))
+
+    same = {"torch": "2.13.0+cpu", "cpu": "AVX2", "threads": 2}
+    assert members_arithmetic([run(**same), run(**same)]) == {"arithmetic": same}
+    other = {**same, "cpu": "AVX512", "threads": 1}
+    assert members_arithmetic([run(**same), run(**other), run(**same)]) == {
+        "arithmetic": {"torch": "2.13.0+cpu", "cpu": "AVX2, AVX512", "threads": "2, 1"}
+    }
+    assert members_arithmetic([run(**same), run()]) == {}
 
 
 def test_members_weigh_in_the_mean_as_given(

@@ -23,6 +23,7 @@ from beatlab.training.config import TrainConfig
 from beatlab.training.runs import (
     CONFIG,
     RUN,
+    Run,
     clean_up,
     is_ensemble,
     load_run,
@@ -148,6 +149,7 @@ def build_ensemble(
         "train_range": [min(r[0] for r in ranges), max(r[1] for r in ranges)],
         "dataset": runs[0].info.get("dataset", {}),
         "versions": package_versions(),
+        **members_arithmetic(runs),
         "parameters": sum(p.numel() for p in model.parameters()),
         **({"channels": channels} if channels else {}),
         **({"member_weights": model.weights} if model.weights else {}),
@@ -161,3 +163,18 @@ def build_ensemble(
         clean_up(run_dir)
         raise
     return run_dir
+
+
+def members_arithmetic(runs: list[Run]) -> dict[str, dict[str, Any]]:
+    """The arithmetic its members trained with (`runs.arithmetic`): each setting's value, or
+    its values joined where members differ ("AVX2, AVX512"), so that a report of the ensemble
+    says on what its members were drawn; nothing where a member is from before runs kept it."""
+    sums = [run.info.get("arithmetic") or {} for run in runs]
+    if not all(sums):
+        return {}
+    values = {k: list(dict.fromkeys(each.get(k) for each in sums)) for k in sums[0]}
+    return {
+        "arithmetic": {
+            k: v[0] if len(v) == 1 else ", ".join(map(str, v)) for k, v in values.items()
+        }
+    }
