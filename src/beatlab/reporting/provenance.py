@@ -47,7 +47,7 @@ def dataset_meta(source: Run | Experiment) -> dict[str, Any]:
 
 def versions(source: Run | Experiment) -> dict[str, str]:
     if isinstance(source, Run):
-        sums = source.info.get("arithmetic") or {}  # absent in runs of before, and ensembles
+        sums = source.info.get("arithmetic") or {}  # absent in runs from before beatlab kept it
         return {
             **source.info.get("versions", {}),
             **({"CPU kernels (torch)": str(sums["cpu"])} if "cpu" in sums else {}),
