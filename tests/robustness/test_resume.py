@@ -13,14 +13,13 @@ import pandas as pd
 import pytest
 import torch
 from conftest import run_cli, write_record
-from safetensors import safe_open
 from safetensors.torch import load_file
 
 from beatlab.data import layouts
 from beatlab.training import run as run_module
 from beatlab.training.config import TrainConfig
 from beatlab.training.run import Interrupted, resume_run, train_run
-from beatlab.training.runs import MARKER, RESUME
+from beatlab.training.runs import MARKER, RESUME, load_train_state
 from beatlab.training.tracking import Tracker
 from beatlab.training.trainer import TrainState
 
@@ -185,7 +184,7 @@ def test_resume_elsewhere_says_the_later_epochs_are_another_draw(
     """Another CPU's kernels (or another thread count) sum in another order: the run goes on,
     with one warning line naming what changed; the same machine resumes silently."""
     cut, _ = stopped_after_first_epoch(config_for(data_dir, epochs=3), tmp_path)
-    started = json.loads(load_file_meta(cut / RESUME))["arithmetic"]
+    started = load_train_state(cut / RESUME)[1]["arithmetic"]
     assert started == {"torch": torch.__version__, "cpu": cpu_kernels(), "threads": 1}
     other = "AVX2" if started["cpu"] != "AVX2" else "AVX512"
     with monkeypatch.context() as patch:
@@ -208,11 +207,6 @@ def test_resume_elsewhere_says_the_later_epochs_are_another_draw(
 
 def cpu_kernels() -> str:
     return str(torch.backends.cpu.get_cpu_capability())
-
-
-def load_file_meta(path: Path) -> str:
-    with safe_open(str(path), "pt") as f:
-        return str(f.metadata()["beatlab_state"])
 
 
 @pytest.mark.parametrize(("monitor", "mode"), [("val_loss", "min"), ("val_accuracy", "max")])
