@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -48,8 +49,10 @@ from beatlab.deploy import (
 )
 from beatlab.deploy.export import available_cores, example_inputs, exported_metadata
 from beatlab.deploy.predict import (
+    DETECTOR_SWING_MV,
     classify_leads,
     detect_beats,
+    detector_signal,
     folder_records,
     gqrs,
     match_reference,
@@ -872,6 +875,41 @@ def test_the_detector_tells_how_far_it_has_read_and_finds_what_gqrs_finds(
         finally:
             tracemalloc.stop()
     assert peaks[1] - peaks[0] < 3 * (lead.nbytes - short.nbytes), np.diff(peaks) / lead.nbytes
+
+
+def test_the_detector_keeps_no_copy_of_the_lead_once_done(real_mitdb: Path) -> None:
+    """wfdb's detection loop leaves a reference cycle to the detector behind. Had the detector
+    kept the lead, it would outlive `gqrs` until the garbage collector's next full pass: a
+    24-hour Holter lead's 250 MB, twice, while its beats are cut and classified."""
+    lead = wfdb.rdrecord(str(real_mitdb / "100"), channels=[0], sampto=10 * 60 * FS).p_signal[:, 0]
+    half = lead[: len(lead) // 2]
+    kept = []
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        for part in (half, lead):
+            before = tracemalloc.get_traced_memory()[0]
+            assert len(gqrs(part, FS)) > 300
+            kept.append(tracemalloc.get_traced_memory()[0] - before)  # buffers of fixed size
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert kept[1] - kept[0] < (lead.nbytes - half.nbytes) / 8, np.diff(kept) / half.nbytes
+
+
+def test_a_lead_in_millivolts_within_the_swing_goes_to_the_detector_as_it_is() -> None:
+    """`detector_signal` copies a lead only to change it (a 24-hour Holter lead is 250 MB), and
+    never changes the caller's array."""
+    lead = np.sin(np.arange(10 * FS) / 20.0)  # 2 mV peak to peak: within DETECTOR_SWING_MV
+    assert detector_signal(lead, FS, "mV") == (lead, "")
+    tall = 3 * lead
+    scaled, said = detector_signal(tall, FS, "mV")
+    assert said == "" and np.ptp(scaled) == pytest.approx(DETECTOR_SWING_MV[1], rel=1e-3)
+    np.testing.assert_array_equal(tall, 3 * lead)
+    in_uv, said = detector_signal(1000 * lead, FS, "uV")
+    np.testing.assert_allclose(in_uv, lead)
+    assert in_uv is not lead and said == ""
 
 
 @pytest.mark.parametrize("fs", [100, 128, 257, 360, 500, 1000])

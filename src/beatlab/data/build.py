@@ -209,16 +209,26 @@ def read_lead(
         rec = wfdb.rdrecord(str(base), channels=[header.sig_name.index(found)], physical=False)
     except Exception as err:
         raise BeatlabError(f"unreadable record: {err}", base) from None
-    signal = rec.d_signal[:, 0]
+    signal = narrowest(rec.d_signal[:, 0])
     invalid = np.isnan(rec.dac(return_res=32)[:, 0])
     if invalid.all():
         raise LeadOff(found, base.with_suffix(".dat"))
     if invalid.any():
         valid = np.flatnonzero(~invalid)
         bridged = np.interp(np.flatnonzero(invalid), valid, signal[valid])
-        signal = signal.copy()
         signal[invalid] = np.rint(bridged).astype(signal.dtype)
     return signal, found, invalid
+
+
+def narrowest(samples: np.ndarray) -> np.ndarray:
+    """Digital samples as int16 where they fit (MIT-BIH's 11-bit format 212, every format of 16
+    bits or fewer), else int32, else as they are: wfdb reads them as int64, four times the memory
+    of a 24-hour Holter lead, and the layouts compute in floating point whatever they are given."""
+    for kind in (np.int16, np.int32):
+        bits = np.iinfo(kind)
+        if samples.size == 0 or (bits.min <= samples.min() and samples.max() <= bits.max):
+            return samples.astype(kind)
+    return samples
 
 
 def read_annotations(

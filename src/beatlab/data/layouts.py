@@ -276,14 +276,16 @@ def segment_centred(
     r = np.rint(np.asarray(peaks) * params.fs / fs).astype(np.int64)
     before, n = r_index(params), params.length
     padded = np.concatenate([np.zeros(n, np.float32), sig.astype(np.float32), np.zeros(n)])
-    x = padded[(r + n - before)[:, None] + np.arange(n)[None, :]]
+    del sig
+    x = padded[(r + n - before)[:, None] + np.arange(n)[None, :]]  # a new array: in place below
+    del padded
 
     half = max(1, int(round(params.qrs_s * params.fs)))
     qrs = (x if valid is None else x[valid])[:, max(0, before - half) : before + half + 1]
     scale = float(np.median(qrs.max(axis=1) - qrs.min(axis=1))) if len(qrs) else 1.0
-    x = x / (scale if scale > 0 else 1.0)
+    x /= scale if scale > 0 else 1.0
     if params.deviation and len(qrs):
-        x = x - np.median(x if valid is None else x[valid], axis=0)
+        x -= np.median(x if valid is None else x[valid], axis=0)
 
     prev, nxt = rr_intervals(peaks, fs, len(r), params.rr_edge)
     if params.rr_stat not in ("mean", "median"):

@@ -194,7 +194,13 @@ class _FilteredGQRS(GQRS):
         self._mask = conf._BUFLN - 1
         n = len(self._x)  # `sm` reads past the end once the smoothed sample is past n + dt
         self._valid_before = (1 if conf.dt == 1 and n == 1 else n + conf.dt + 1) - conf.dt4
-        return super().detect(x, conf, adc_zero)
+        try:
+            return super().detect(x, conf, adc_zero)
+        finally:  # wfdb's detection loop leaves closures that refer back to the detector: a
+            # reference cycle, freed only by the garbage collector's next full pass, would keep
+            # the lead (250 MB a 24-hour Holter lead) and its beats past this call
+            self.x = self._x = self._q = np.zeros(0, dtype=np.int64)
+            self.annotations: list[Any] = []
 
     def qf(self) -> None:
         if self._wfdbs or self.state == "LEARNING":
@@ -325,8 +331,9 @@ def detect_lead(
     header: wfdb.Record, signal: np.ndarray, lead: str, progress: Progress | None = None
 ) -> tuple[np.ndarray, str]:
     """`detect_beats` on the digital `signal` of the record's `lead`, in millivolts and within
-    `DETECTOR_SWING_MV`, and `detector_signal`'s line. Its copies of the lead (two, 500 MB for a
-    24-hour Holter lead) are gone once it returns, before the beats are cut and classified."""
+    `DETECTOR_SWING_MV`, and `detector_signal`'s line. Its copies of the lead (in millivolts, and
+    GQRS's digitised one: 250 MB each for a 24-hour Holter lead) are gone once it returns, before
+    the beats are cut and classified."""
     channel = header.sig_name.index(lead)
     physical = np.subtract(signal, header.baseline[channel], dtype=np.float64)
     physical /= header.adc_gain[channel]  # in place: a copy is 250 MB a day at 360 Hz
@@ -340,19 +347,21 @@ def detector_signal(signal: np.ndarray, fs: float, units: str | None) -> tuple[n
     microvolts, so the lead is put in millivolts first (a record stored in uV, as EDF exports
     often are, would otherwise look a thousand times too large); units other than a voltage are
     read as mV. Then a lead whose median one-second swing lies outside `DETECTOR_SWING_MV` (a
-    high-gain chest lead, a low-gain recorder) is scaled to the nearer end."""
+    high-gain chest lead, a low-gain recorder) is scaled to the nearer end. A lead in mV within
+    that swing is returned as it is, not copied."""
     per_mv = per_millivolt(units)
     said = (
         ""
         if per_mv
         else f"units {units!r} are not a voltage the QRS detector knows (mV, uV, V, nV): read as mV"
     )
-    mv = signal * (per_mv or 1.0)
+    mv = signal * per_mv if per_mv and per_mv != 1.0 else signal  # no copy of a lead in mV
     n = max(int(fs), 1)
     seconds = mv[: len(mv) // n * n].reshape(-1, n)
     swing = float(np.median(np.ptp(seconds, axis=1))) if len(seconds) else 0.0
-    if swing > 0:
-        mv *= float(np.clip(swing, *DETECTOR_SWING_MV)) / swing
+    within = float(np.clip(swing, *DETECTOR_SWING_MV))
+    if swing > 0 and within != swing:
+        mv = mv * (within / swing)
     return mv, said
 
 
