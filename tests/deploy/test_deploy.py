@@ -879,8 +879,8 @@ def test_the_detector_tells_how_far_it_has_read_and_finds_what_gqrs_finds(
 
 def test_the_detector_keeps_no_copy_of_the_lead_once_done(real_mitdb: Path) -> None:
     """wfdb's detection loop leaves a reference cycle to the detector behind. Had the detector
-    kept the lead, it would outlive `gqrs` until the garbage collector's next full pass: a
-    24-hour Holter lead's 250 MB, twice, while its beats are cut and classified."""
+    kept its digitised lead, that would outlive `gqrs` until the garbage collector's next full
+    pass: a 24-hour Holter lead's 250 MB, while its beats are cut and classified."""
     lead = wfdb.rdrecord(str(real_mitdb / "100"), channels=[0], sampto=10 * 60 * FS).p_signal[:, 0]
     half = lead[: len(lead) // 2]
     kept = []
@@ -902,7 +902,8 @@ def test_a_lead_in_millivolts_within_the_swing_goes_to_the_detector_as_it_is() -
     """`detector_signal` copies a lead only to change it (a 24-hour Holter lead is 250 MB), and
     never changes the caller's array."""
     lead = np.sin(np.arange(10 * FS) / 20.0)  # 2 mV peak to peak: within DETECTOR_SWING_MV
-    assert detector_signal(lead, FS, "mV") == (lead, "")
+    as_is, said = detector_signal(lead, FS, "mV")
+    assert as_is is lead and said == ""
     tall = 3 * lead
     scaled, said = detector_signal(tall, FS, "mV")
     assert said == "" and np.ptp(scaled) == pytest.approx(DETECTOR_SWING_MV[1], rel=1e-3)
