@@ -1,5 +1,6 @@
 # One command to set up and run the demo, one to set up and run the checks.
-# Both create (or reuse) .venv and install with pip, torch pinned by constraints.txt.
+# Both create (or reuse) .venv and install with pip, every package pinned by constraints.txt
+# (torch to its CPU build).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
