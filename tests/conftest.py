@@ -7,7 +7,8 @@ import functools
 import http.server
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,25 @@ def serve(folder: Path, requests: list[str] | None = None) -> Iterator[str]:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+Bars = list[tuple[str, int, bool, list[int]]]
+
+
+def spy_on_bars(monkeypatch: pytest.MonkeyPatch) -> Bars:
+    """Every `counting_bar` the trainer opens: its description, total, whether it was hidden,
+    and each count it was told."""
+    from beatlab.training import trainer  # torch only after OMP_NUM_THREADS above
+
+    bars: Bars = []
+    real = trainer.counting_bar
+
+    @contextmanager
+    def spy(description: str, total: int, *, disable: bool = False) -> Iterator[Callable]:
+        told: list[int] = []
+        bars.append((description, total, disable, told))
+        with real(description, total, disable=disable) as advance:
+            yield lambda n: (told.append(n), advance(n))
+
+    monkeypatch.setattr(trainer, "counting_bar", spy)
+    return bars

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -81,3 +83,22 @@ class RecordingBars:
 
     def advance(self) -> None:
         self.bars.advance(self.recordings)
+
+
+@contextmanager
+def counting_bar(
+    description: str, total: int, *, disable: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """A bar over `total` items, told how many more are done, and gone when they all are:
+    classifying a database's beats takes tens of seconds, which without it look like a hang."""
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=disable,
+    )
+    task = bars.add_task(description, total=total)
+    with bars:
+        yield lambda n: bars.advance(task, n)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-from conftest import REAL_FORMATS, run_cli, write_record
+from conftest import REAL_FORMATS, run_cli, spy_on_bars, write_record
 
 from beatlab.data import layouts
 from beatlab.data.databases import MITDB
@@ -229,7 +229,10 @@ def test_a_run_reads_records_as_it_was_trained_after_the_layout_changes(
 
 
 def test_cross_database_evaluation(
-    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_mitdb: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = tiny_mitdb.parent
     svdb = root / "svdb"
@@ -243,10 +246,16 @@ def test_cross_database_evaluation(
         *("--epochs", "1", "--tracking-uri", "none"),
     )
     assert code == 0, err
+    bars = spy_on_bars(monkeypatch)
     code, out, err = run_cli(
         capsys, "evaluate", str(runs / "m"), "--db", "svdb", "--data-dir", str(root)
     )
     assert code == 0, err
+    assert [bar[:3] for bar in bars] == [("classifying beats", 75, False)]  # shown on a terminal
+    code, _, err = run_cli(capsys, "evaluate", str(runs / "m"), "--data-dir", str(root))
+    assert code == 0, err
+    test = json.loads((runs / "m" / "metrics.json").read_text())["test"]
+    assert bars[1][:3] == ("classifying beats", test["n"], False)  # the test part's too
     assert "3 records" in out and "per record" in out and "n/a" in out
     metrics = json.loads((runs / "m" / "metrics.json").read_text())["db:svdb"]
     assert metrics["n"] == 75 and metrics["records"] == 3

@@ -281,7 +281,7 @@ def evaluate(
         metrics = (
             evaluate_records(run, records, lead, annotator, detector, jobs)
             if records is not None
-            else evaluate_database(run, str(db), data_dir, lead)
+            else evaluate_database(run, str(db), data_dir, lead, progress=True)
         )
         print_metrics(metrics, f"{run.name} on {metrics['database']}, {metrics['records']} records")
         print_table(metrics["per_record"], title="per record")
@@ -298,7 +298,9 @@ def evaluate(
     else:
         from beatlab.training.run import evaluate_run
 
-        metrics = evaluate_run(run, split, test_file=test_file, tracking_uri=tracking_uri)
+        metrics = evaluate_run(
+            run, split, test_file=test_file, tracking_uri=tracking_uri, progress=True
+        )
         print_metrics(metrics, f"{run.name} on {test_file or split}")
         if "note" in metrics:
             console.print(f"[yellow]{metrics['note']}[/]")

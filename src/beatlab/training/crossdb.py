@@ -88,11 +88,16 @@ def aami_run(run_dir: Path) -> Run:
 
 
 def evaluate_database(
-    run_dir: Path, db: str, data_dir: Path | None = None, lead: str | None = None
+    run_dir: Path,
+    db: str,
+    data_dir: Path | None = None,
+    lead: str | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Metrics of a run's model on all of database `db` (stored in metrics.json as "db:<db>").
     An ensemble over leads evaluates a database without some of them with the members that
-    read the others, as `predict` does a record (`note` says so)."""
+    read the others, as `predict` does a record (`note` says so). `progress` shows a bar while
+    the beats are classified."""
     run = aami_run(run_dir)
     spec = get_database(db)
     if trained_on(run.config, db):
@@ -113,7 +118,8 @@ def evaluate_database(
         db=spec,
         lead=CHANNEL_SEPARATOR.join(channels[c] or "" for c in kept) or None,
     )
-    proba, in_af = gated_by_rhythm(run, predict_proba(model, Tensors.from_beats(beats)), beats)
+    proba = predict_proba(model, Tensors.from_beats(beats), progress=progress)
+    proba, in_af = gated_by_rhythm(run, proba, beats)
     metrics = classification_metrics(beats.y, proba, run.classes)
     metrics["database"] = f"{spec.title} v{spec.version}"
     metrics["records"] = len(np.unique(beats.record))

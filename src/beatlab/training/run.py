@@ -347,9 +347,11 @@ def evaluate_run(
     dataset: Dataset | None = None,
     test_file: str | None = None,
     tracking_uri: str | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Metrics of a run's best model on a part of its own dataset (rebuilt from its config), or
-    on prepared beat files (`test_file`, stored in metrics.json under "file:<names>")."""
+    on prepared beat files (`test_file`, stored in metrics.json under "file:<names>");
+    `progress` shows a bar while the beats are classified."""
     if part not in ("train", "valid", "test"):
         raise BeatlabError(f"unknown part '{part}' (choose from train, valid, test)")
     run = load_run(run_dir)
@@ -389,7 +391,7 @@ def evaluate_run(
         )
     if run.model.use_rr and not beats.rr.any():
         raise BeatlabError(NO_RR, where)
-    proba = predict_proba(run.model, Tensors.from_beats(beats))
+    proba = predict_proba(run.model, Tensors.from_beats(beats), progress=progress)
     every = run.config.split == "inter" and part != "train"  # every beat of its records
     proba, note = gated_by_rhythm(run, proba, beats, every)
     metrics = classification_metrics(beats.y, proba, classes)

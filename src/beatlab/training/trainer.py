@@ -29,7 +29,7 @@ from beatlab.data.build import Beats
 from beatlab.errors import BeatlabError
 from beatlab.models import BeatModel, plain_decisions
 from beatlab.models.trees import BoostedTrees
-from beatlab.output import make_console
+from beatlab.output import counting_bar, make_console
 from beatlab.training.augment import augment
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics, measured_recall
@@ -162,13 +162,16 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 
 @torch.inference_mode()
-def predict_proba(model: BeatModel, data: Tensors, batch: int = EVAL_BATCH) -> np.ndarray:
-    """Class probabilities for every beat, in large batches."""
+def predict_proba(
+    model: BeatModel, data: Tensors, batch: int = EVAL_BATCH, *, progress: bool = False
+) -> np.ndarray:
+    """Class probabilities for every beat, in large batches; `progress` shows a bar over them."""
     model.eval()
-    out = [
-        torch.softmax(model(data.x[i : i + batch], data.rr[i : i + batch]), dim=1)
-        for i in range(0, len(data), batch)
-    ]
+    out: list[Tensor] = []
+    with counting_bar("classifying beats", len(data), disable=not progress) as advance:
+        for i in range(0, len(data), batch):
+            out.append(torch.softmax(model(data.x[i : i + batch], data.rr[i : i + batch]), dim=1))
+            advance(len(out[-1]))
     return torch.cat(out).numpy() if out else np.zeros((0, model.num_classes), np.float32)
 
 
