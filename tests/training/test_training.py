@@ -15,6 +15,7 @@ from conftest import run_cli
 from safetensors.torch import load_file
 
 from beatlab import CLASSES
+from beatlab.data.databases import MITDB
 from beatlab.data.dataset import load_dataset
 from beatlab.errors import BeatlabError
 from beatlab.models import create_model, list_models
@@ -214,8 +215,14 @@ def test_without_validation_every_epoch_trains_and_the_last_is_kept(
     assert history["val_loss"].isna().all() and history["train_loss"].notna().all()
     test = evaluate_run(run, "test")
     assert test["n"] == len(load_dataset(real_data_dir, split="inter").test)  # DS2, whole
+    rows = test["per_record"]  # new patients: where the misses are, patient by patient
+    assert [r["record"] for r in rows] == sorted(MITDB.splits["inter"].test)
+    assert sum(r["beats"] for r in rows) == test["n"]
+    assert sum(r["S ref"] for r in rows) == test["per_class"]["S"]["support"]
     code, _, err = run_cli(capsys, "report", str(run), "--out", str(tmp_path / "report"))
     assert code == 0, err
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "per record: reference beats" in report and "| 232 |" in report
 
 
 def test_mlflow_logs_the_run(real_data_dir: Path, tmp_path: Path) -> None:

@@ -302,6 +302,8 @@ def evaluate(
             run, split, test_file=test_file, tracking_uri=tracking_uri, progress=True
         )
         print_metrics(metrics, f"{run.name} on {test_file or split}")
+        if "per_record" in metrics:
+            print_table(metrics["per_record"], title="per record")
         if "note" in metrics:
             console.print(f"[yellow]{metrics['note']}[/]")
     from beatlab.training.runs import read_run_files

@@ -275,6 +275,7 @@ def _run_section(doc: Document, figures: _Figures, label: str, run: Run) -> None
     part = "test" if "test" in metrics else "valid"
     if metrics.get(part):  # a run with no validation part has no validation metrics
         _classification(doc, figures, label, metrics[part], part)
+        _per_record(doc, metrics[part])
     if part == "test":
         doc.add(*beat_gallery(run, label, figures.new))
     for key in sorted(k for k in metrics if k.startswith(("db:", "records:"))):
@@ -323,6 +324,12 @@ def _cross_database(
             )
         )
     _classification(doc, figures, label, metrics, part)
+    _per_record(doc, metrics)
+
+
+def _per_record(doc: Document, metrics: dict[str, Any]) -> None:
+    """The table of records, where the metrics have one: on patients a model never saw, its
+    misses gather in a few of them."""
     rows = metrics.get("per_record") or []
     if rows:
         columns = list(rows[0])

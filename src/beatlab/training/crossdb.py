@@ -28,7 +28,7 @@ from beatlab.data.dataset import resolve_data_dir
 from beatlab.errors import BeatlabError
 from beatlab.models.ensemble import members_reading, over_leads
 from beatlab.training.config import TrainConfig
-from beatlab.training.metrics import classification_metrics
+from beatlab.training.metrics import classification_metrics, per_record
 from beatlab.training.runs import (
     METRICS,
     Run,
@@ -38,29 +38,6 @@ from beatlab.training.runs import (
     write_json,
 )
 from beatlab.training.trainer import Tensors, predict_proba
-
-PER_RECORD_CLASSES = ("S", "V")
-"""The classes whose per-record Se / +P a cross-database table shows (the ones that vary)."""
-
-
-def per_record(
-    records: np.ndarray, y: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]
-) -> list[dict[str, Any]]:
-    """One row per record: beats, and Se / +P of S and V (None: no reference / no predicted
-    beat of that class in the record, so the figure does not exist)."""
-    rows = []
-    for record in np.unique(records):
-        mine = records == record
-        row: dict[str, Any] = {"record": str(record), "beats": int(mine.sum())}
-        for name in PER_RECORD_CLASSES:
-            c = classes.index(name)
-            truth, said = y[mine] == c, predicted[mine] == c
-            hits = int((truth & said).sum())
-            row[f"{name} ref"] = int(truth.sum())
-            row[f"{name} Se"] = hits / int(truth.sum()) if truth.any() else None
-            row[f"{name} +P"] = hits / int(said.sum()) if said.any() else None
-        rows.append(row)
-    return rows
 
 
 def trained_on(config: TrainConfig, db: str) -> bool:

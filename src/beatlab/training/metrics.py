@@ -90,3 +90,27 @@ def per_class_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             row["+P"] = None
         rows.append(row)
     return rows
+
+
+PER_RECORD_CLASSES = ("S", "V")
+"""The classes whose per-record Se / +P a table of records shows (the ones that vary)."""
+
+
+def per_record(
+    records: np.ndarray, y: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """One row per record: beats, and Se / +P of S and V (None: no reference / no predicted
+    beat of that class in the record, so the figure does not exist)."""
+    rows = []
+    for record in np.unique(records):
+        mine = records == record
+        row: dict[str, Any] = {"record": str(record), "beats": int(mine.sum())}
+        for name in PER_RECORD_CLASSES:
+            c = classes.index(name)
+            truth, said = y[mine] == c, predicted[mine] == c
+            hits = int((truth & said).sum())
+            row[f"{name} ref"] = int(truth.sum())
+            row[f"{name} Se"] = hits / int(truth.sum()) if truth.any() else None
+            row[f"{name} +P"] = hits / int(said.sum()) if said.any() else None
+        rows.append(row)
+    return rows

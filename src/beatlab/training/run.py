@@ -19,7 +19,7 @@ from beatlab.models import BeatModel, create_model
 from beatlab.output import warn
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import classes_for, dataset_for, read_files, warn_outside
-from beatlab.training.metrics import classification_metrics
+from beatlab.training.metrics import PER_RECORD_CLASSES, classification_metrics, per_record
 from beatlab.training.plots import plot_confusion, plot_history
 from beatlab.training.runs import (
     CHECKPOINT,
@@ -395,6 +395,9 @@ def evaluate_run(
     every = run.config.split == "inter" and part != "train"  # every beat of its records
     proba, note = gated_by_rhythm(run, proba, beats, every)
     metrics = classification_metrics(beats.y, proba, classes)
+    if every and not test_file and set(PER_RECORD_CLASSES) <= set(classes):
+        # patients the model never saw: where it fails is a patient, not a beat
+        metrics["per_record"] = per_record(beats.record, beats.y, proba.argmax(axis=1), classes)
     if note:
         metrics["note"] = note
     all_metrics = read_json_object(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
