@@ -185,6 +185,12 @@ def test_an_ensemble_is_reported_with_its_members_best_epochs_and_beats(
     assert "cnn1d_resnet, ensemble of 2 runs (best epochs 1, 7), trained in" in md
     assert f"on {first[0]:,} / 1,234 beats (validation: {first[1]:,} / 56)" in md
     assert "best epoch –" not in md
+    # a row per member, and their shared architecture's layers once, not once per member
+    assert "| member | model | lead | parameters | settings |" in md
+    assert re.search(r"^\| 1 \| cnn1d_resnet \| 1 \| 55,013 \| use_rr=False", md, re.MULTILINE)
+    assert "*members 0, 1 (cnn1d_resnet): output shapes for a batch of one beat*" in md
+    assert md.count("| stem | Conv1d | 1 × 32 × 187 | 192 |") == 1
+    assert "members.1." not in md
 
 
 @pytest.mark.parametrize(

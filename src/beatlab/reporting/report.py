@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -25,6 +25,7 @@ from beatlab import CLASSES
 from beatlab.errors import BeatlabError
 from beatlab.io import head_holds, refuse_foreign, writing
 from beatlab.models import BeatModel, create_model, describe
+from beatlab.models.ensemble import MeanEnsemble
 from beatlab.reporting.document import (
     Block,
     Document,
@@ -422,19 +423,59 @@ def _best_of_experiment(doc: Document, figures: _Figures, label: str, exp: Exper
 
 
 def _architecture(doc: Document, model: BeatModel, title: str) -> None:
-    """The layer table of the model object itself (a dummy forward gives the output shapes)."""
-    rows = describe(model)
-    total = sum(r["params"] for r in rows)
-    settings = ", ".join(f"{k}={show(v)}" for k, v in model.hparams.items())
+    """The layer table of the model object itself (a dummy forward gives the output shapes); for
+    an ensemble, a row per member and one layer table per architecture its members share."""
+    total = sum(p.numel() for p in model.parameters())
+    if not isinstance(model, MeanEnsemble):
+        doc.add(
+            Heading(title, 3),
+            Text(f"{model.name}: {total:,} parameters; {_settings(model.hparams)}."),
+            _layers(model, "output shapes for a batch of one beat"),
+        )
+        return
+    members: list[BeatModel] = [cast(BeatModel, m) for m in model.members]
+    own = {k: v for k, v in model.hparams.items() if k not in ("members", "member", "channels")}
     doc.add(
         Heading(title, 3),
-        Text(f"{model.name}: {total:,} parameters; {settings}."),
+        Text(f"{model.name} of {len(members)} runs: {total:,} parameters; {_settings(own)}."),
         Table(
-            ["layer", "type", "output shape", "parameters"],
-            [[r["name"], r["type"], _shape(r["output_shape"]), f"{r['params']:,}"] for r in rows]
-            + [["total", "", "", f"{total:,}"]],
-            caption="output shapes for a batch of one beat",
+            ["member", "model", "lead", "parameters", "settings"],
+            [
+                [
+                    str(i),
+                    m.name,
+                    str(model.channels[i] + 1) if model.channels is not None else "1",
+                    f"{n:,}" if (n := sum(p.numel() for p in m.parameters())) else "–",
+                    _settings({k: v for k, v in m.hparams.items() if k != "decision_weights"}),
+                ]
+                for i, m in enumerate(members)
+            ],
+            caption="its members (lead: which of the run's leads each reads; the ensemble, not "
+            "they, decides with the decision weights)",
         ),
+    )
+    shared: dict[str, list[int]] = {}
+    for i, m in enumerate(members):
+        if any(p.numel() for p in m.parameters()):  # trees hold no layers to show
+            shared.setdefault(f"{m.name} {m.hparams}", []).append(i)
+    for same in shared.values():
+        which = f"member{'s' if len(same) > 1 else ''} {', '.join(map(str, same))}"
+        first = members[same[0]]
+        doc.add(_layers(first, f"{which} ({first.name}): output shapes for a batch of one beat"))
+
+
+def _settings(hparams: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={show(v)}" for k, v in hparams.items())
+
+
+def _layers(model: BeatModel, caption: str) -> Table:
+    rows = describe(model)
+    total = sum(r["params"] for r in rows)
+    return Table(
+        ["layer", "type", "output shape", "parameters"],
+        [[r["name"], r["type"], _shape(r["output_shape"]), f"{r['params']:,}"] for r in rows]
+        + [["total", "", "", f"{total:,}"]],
+        caption=caption,
     )
 
 
