@@ -370,6 +370,16 @@ def test_a_folder_of_recordings_is_classified_into_one_table(
     assert "left out 1 recording that could not be read" in printed
     table = pd.read_csv(out, dtype={"record": str})
     assert list(table["record"].unique()) == ["100", "208", "night.edf"]
+
+    def printed_row(name: str) -> list[str]:  # the table of recordings, as printed
+        after = printed.split(f"│ {name} │", 1)[1]
+        return [cell.strip() for cell in after.split("│")[:7]]
+
+    for name, part in table.groupby("record"):
+        counts = part["predicted"].value_counts()
+        expected = [f"{len(part):,}", *(f"{counts.get(c, 0):,}" for c in CLASSES)]
+        assert printed_row(name)[:6] == expected, name  # beats, predicted beats per class
+    assert printed_row("night.edf")[6] == "n/a" and float(printed_row("100")[6]) > 0  # accuracy
     for name in ("100", "208", "night.edf"):
         one = tmp_path / f"{name}.csv"
         code, _, err = predict(capsys, tiny_run, one, "--record", str(folder / name))

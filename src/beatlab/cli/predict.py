@@ -135,6 +135,7 @@ def predict_folder(
     could be read, and nothing is written)."""
     from beatlab.deploy.predict import (
         notes_by_recording,
+        per_recording,
         pooled,
         predict_records,
         records_table,
@@ -159,8 +160,10 @@ def predict_folder(
             for kind, n in sorted(sources.items())
         )
     )
-    for line in notes_by_recording((p.relative_to(folder).as_posix(), r) for p, r in done.items()):
+    named = [(path.relative_to(folder).as_posix(), result) for path, result in done.items()]
+    for line in notes_by_recording(named):
         console.print(f"[yellow]{line}[/]")
+    print_table(per_recording(named), title="beats per class, by recording")
     print_beats(pooled(done))
     print_decision_weights(trained.config.hparams, trained.classes)
     console.print(f"wrote {beats:,} beats to [bold]{out}[/]")

@@ -768,6 +768,28 @@ def notes_by_recording(results: Iterable[tuple[str, Predictions]]) -> list[str]:
     return [f"{', '.join(which)}: {note}" for note, which in said.items()]
 
 
+def per_recording(results: Iterable[tuple[str, Predictions]]) -> list[dict[str, Any]]:
+    """A row per recording: its beats, how many the model put in each class, and where its
+    beats have a reference, how many of them it got right. A folder of Holters is read to find
+    the few recordings with many ectopic beats, which totals over the folder hide."""
+    rows = []
+    for name, result in results:
+        counts = np.bincount(result.predicted, minlength=len(result.classes))
+        row: dict[str, Any] = {"recording": name, "beats": len(result)}
+        row.update({c: int(n) for c, n in zip(result.classes, counts, strict=True)})
+        known = result.known
+        row["accuracy"] = (
+            float((result.predicted[known] == result.reference[known]).mean())
+            if known.any()
+            else None
+        )
+        rows.append(row)
+    if all(row["accuracy"] is None for row in rows):
+        for row in rows:
+            del row["accuracy"]
+    return rows
+
+
 def pooled(done: dict[Path, Predictions]) -> Predictions:
     """Several recordings' predictions as one, for counting beats per class over them all."""
     parts = list(done.values())
