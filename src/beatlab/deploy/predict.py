@@ -774,15 +774,11 @@ def per_recording(results: Iterable[tuple[str, Predictions]]) -> list[dict[str, 
     the few recordings with many ectopic beats, which totals over the folder hide."""
     rows = []
     for name, result in results:
-        counts = np.bincount(result.predicted, minlength=len(result.classes))
+        predicted, _ = result.counts()
         row: dict[str, Any] = {"recording": name, "beats": len(result)}
-        row.update({c: int(n) for c, n in zip(result.classes, counts, strict=True)})
-        known = result.known
-        row["accuracy"] = (
-            float((result.predicted[known] == result.reference[known]).mean())
-            if known.any()
-            else None
-        )
+        row.update({c: int(n) for c, n in zip(result.classes, predicted, strict=True)})
+        metrics = result.agreement()
+        row["accuracy"] = metrics["accuracy"] if metrics is not None else None
         rows.append(row)
     if all(row["accuracy"] is None for row in rows):
         for row in rows:
