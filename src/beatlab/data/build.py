@@ -224,9 +224,11 @@ def narrowest(samples: np.ndarray) -> np.ndarray:
     """Digital samples as int16 where they fit (MIT-BIH's 11-bit format 212, every format of 16
     bits or fewer), else int32, else as they are: wfdb reads them as int64, four times the memory
     of a 24-hour Holter lead, and the layouts compute in floating point whatever they are given."""
+    if samples.size == 0:
+        return samples.astype(np.int16)
+    lo, hi = samples.min(), samples.max()
     for kind in (np.int16, np.int32):
-        bits = np.iinfo(kind)
-        if samples.size == 0 or (bits.min <= samples.min() and samples.max() <= bits.max):
+        if np.iinfo(kind).min <= lo and hi <= np.iinfo(kind).max:
             return samples.astype(kind)
     return samples
 
