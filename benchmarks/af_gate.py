@@ -1,7 +1,8 @@
 """An atrial fibrillation gate on held-out DS1 patients: would calling no beat S during AF help?
 
     python benchmarks/af_gate.py --mean-of mr_s0 mr_s1 mr_s2 gbt_l1 gbt_l2 [--intervals nn]
-        [--give-to N] [--grid 1 2 3 4 5 6] [--precision 0.45] [--out reports/cv] [--data-dir DIR]
+        [--give-to N] [--edges inside] [--grid 1 2 3 4 5 6] [--precision 0.45] [--out reports/cv]
+        [--data-dir DIR]
 
 In AF there is no organised atrial activity, so MIT-BIH labels no atrial premature beats there,
 yet on DS1 most of the shipped ensemble's false S sit in the two AF patients. This reads the
@@ -17,6 +18,8 @@ keeping N Se >= 0.95 and S +P >= P on the other folds.
 The detector is `beatlab.models.rhythm`'s, which `af_gate = true` in a run's config applies in
 `predict` and `evaluate`; `--intervals nn` is how it measures rhythm there: every interval that
 begins or ends at a beat the ungated ensemble calls V or F (plain argmax) is dropped first.
+`--edges inside` flags a beat only where the 128 intervals that end at it and the 128 that start
+at it are both AF, instead of the 128 centred on it, so that the flag stops at an episode's edge.
 
 Measured (docs/new_patients.md): the gate doubles S precision and loses S sensitivity, since
 premature atrial beats start paroxysmal AF and sit inside the window; twice not shipped.
@@ -55,6 +58,7 @@ def main() -> None:
     parser.add_argument("--mean-of", nargs="+", required=True, help="patient_cv.py tags")
     parser.add_argument("--intervals", choices=("all", "nn"), default="all")
     parser.add_argument("--give-to", choices=("nothing", "N"), default="nothing")
+    parser.add_argument("--edges", choices=("centred", "inside"), default="centred")
     parser.add_argument("--grid", nargs="+", type=float, default=[1, 1.5, 2, 2.5, 3, 4, 5, 6])
     parser.add_argument("--precision", type=float, default=None, help="S +P the rule keeps")
     parser.add_argument("--out", type=Path, default=Path("reports/cv"))
@@ -73,14 +77,18 @@ def main() -> None:
             raise BeatlabError("the saved beats are not its annotated beats", db / name)
         nn = args.intervals == "nn"
         skip = np.isin(calls[mine], [V, F]) if nn else np.zeros(len(peaks), dtype=bool)
-        flag[mine] = beat_flags(peaks, skip)
+        flag[mine] = beat_flags(peaks, skip, args.edges)
         in_af[mine] = rhythm_af(db / name, peaks)
     by_record = pd.Series(record[flag]).value_counts()
     print(
         f"flagged {flag.sum():,} of {len(y):,} beats; {(flag & in_af).sum():,} of the "
         f"{in_af.sum():,} in AF or flutter; by record: {by_record.to_dict()}"
     )
-    print(f"S beats flagged: {(flag & (y == S)).sum()} of {(y == S).sum()}")
+    flagged_s = flag & (y == S)
+    print(
+        f"S beats flagged: {flagged_s.sum()} of {(y == S).sum()} ({(flagged_s & in_af).sum()} in "
+        f"AF or flutter); by record: {pd.Series(record[flagged_s]).value_counts().to_dict()}"
+    )
 
     def gated(weight: float) -> np.ndarray:
         scale = np.ones(len(CLASSES))

@@ -29,6 +29,20 @@ def test_af_is_an_irregular_rhythm_not_ectopy() -> None:
     )
 
 
+def test_the_inside_window_stops_the_flag_at_the_episode_edge() -> None:
+    """An AF episode between two stretches of sinus rhythm: the centred window flags intervals
+    of sinus rhythm next to it; the inside one flags none of them, only AF well inside."""
+    rng = np.random.default_rng(2)
+    rr = np.r_[0.8 + 0.02 * rng.standard_normal(300), rng.uniform(0.4, 1.2, 600), np.full(300, 0.8)]
+    episode = np.zeros(len(rr), dtype=bool)
+    episode[300:900] = True
+    centred, inside = af_flags(rr), af_flags(rr, edges="inside")
+    assert (centred & ~episode).sum() > 10
+    assert not (inside & ~episode).any()
+    assert inside[400:750].all()
+    assert (inside <= centred).all()
+
+
 def rhythm(rng: np.random.Generator) -> np.ndarray:
     """R peaks at 360 Hz: 400 beats of sinus rhythm, then 400 of AF."""
     intervals = np.r_[0.8 + 0.02 * rng.standard_normal(400), rng.uniform(0.4, 1.2, 400)]

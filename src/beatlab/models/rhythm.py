@@ -34,11 +34,9 @@ AF_NOTE = (
 AF_NOT_APPLIED = "af_gate not applied: these beats are not every beat of their recordings"
 
 
-def af_flags(rr: np.ndarray) -> np.ndarray:
-    """For each R-R interval, whether the 128 around it pass Dash et al.'s three AF tests."""
-    n = len(rr)
-    if n < WINDOW:
-        return np.zeros(n, dtype=bool)
+def af_windows(rr: np.ndarray) -> np.ndarray:
+    """For each run of 128 consecutive R-R intervals (at least 128 given), whether it passes Dash
+    et al.'s three AF tests."""
     win = sliding_window_view(rr, WINDOW)
     rank = np.argsort(np.argsort(win, axis=1, kind="stable"), axis=1)
     kept = win[(rank >= TRIM) & (rank < WINDOW - TRIM)].reshape(len(win), WINDOW - 2 * TRIM)
@@ -51,17 +49,33 @@ def af_flags(rr: np.ndarray) -> np.ndarray:
     mid, before, after = win[:, 1:-1], win[:, :-2], win[:, 2:]
     turns = ((mid > before) & (mid > after)) | ((mid < before) & (mid < after))
     tpr = turns.sum(axis=1) / (WINDOW - 2)
-    af = (rmssd > 0.1) & (entropy > 0.7) & (tpr > 0.54) & (tpr < 0.77)
-    return af[np.clip(np.arange(n) - WINDOW // 2, 0, n - WINDOW)]
+    return (rmssd > 0.1) & (entropy > 0.7) & (tpr > 0.54) & (tpr < 0.77)
 
 
-def beat_flags(peaks: np.ndarray, skip: np.ndarray) -> np.ndarray:
-    """Each beat's AF flag, from the intervals that touch no `skip` beat (the one nearest it)."""
+def af_flags(rr: np.ndarray, edges: str = "centred") -> np.ndarray:
+    """For each R-R interval, whether the 128 around it pass Dash et al.'s three AF tests
+    (`edges="centred"`), or (`"inside"`) both the 128 that end at it and the 128 that start at it
+    do, so that an interval beside an AF episode is not flagged for it (measured on DS1, not
+    shipped: docs/new_patients.md)."""
+    n = len(rr)
+    if n < WINDOW:
+        return np.zeros(n, dtype=bool)
+    af, at, last = af_windows(rr), np.arange(n), n - WINDOW
+    if edges == "centred":
+        return af[np.clip(at - WINDOW // 2, 0, last)]
+    if edges == "inside":
+        return af[np.clip(at - WINDOW + 1, 0, last)] & af[np.clip(at, 0, last)]
+    raise ValueError(f"unknown edges {edges!r} (centred or inside)")
+
+
+def beat_flags(peaks: np.ndarray, skip: np.ndarray, edges: str = "centred") -> np.ndarray:
+    """Each beat's AF flag, from the intervals that touch no `skip` beat (the one nearest it;
+    `edges` as `af_flags`)."""
     rr = np.diff(peaks).astype(np.float64)
     kept = np.flatnonzero(~(skip[:-1] | skip[1:]))
     if len(kept) == 0:
         return np.zeros(len(peaks), dtype=bool)
-    flags = af_flags(rr[kept])
+    flags = af_flags(rr[kept], edges)
     nearest = np.clip(np.searchsorted(kept, np.arange(len(peaks)) - 1), 0, len(kept) - 1)
     return flags[nearest]
 
