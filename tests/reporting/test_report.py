@@ -20,6 +20,7 @@ from matplotlib.image import imread
 
 import beatlab.data
 from beatlab.reporting import write_report
+from beatlab.reporting.sources import show
 from beatlab.training.config import TrainConfig
 from beatlab.training.data import dataset_for
 from beatlab.training.ensemble import build_ensemble
@@ -191,6 +192,28 @@ def test_an_ensemble_is_reported_with_its_members_best_epochs_and_beats(
     assert "*members 0, 1 (cnn1d_resnet): output shapes for a batch of one beat*" in md
     assert md.count("| stem | Conv1d | 1 × 32 × 187 | 192 |") == 1
     assert "members.1." not in md
+
+
+def test_an_ensembles_best_configuration_row_gives_each_members_value_where_they_differ(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """The ensemble's own config is its first member's: the study's columns show a value the
+    members share once, and each member's where they differ, not the first member's alone."""
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other)
+    config = json.loads((other / "config.json").read_text())
+    config["hparams"]["dropout"] = 0.5
+    (other / "config.json").write_text(json.dumps(config))
+    ensemble = build_ensemble([tiny_run, other], tmp_path / "runs", "ens")
+    write_report([ensemble], tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    lines = md.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| input | model |"))
+    header, row = lines[at], lines[at + 2]
+    cells = dict(zip(header.split("|"), row.split("|"), strict=True))
+    first = json.loads((tiny_run / "config.json").read_text())
+    assert cells[" dropout "].strip() == f"{show(first['hparams']['dropout'])}, 0.5"
+    assert cells[" batch "].strip() == str(first["batch_size"])
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ from beatlab.training.config import TrainConfig
 from beatlab.training.crossdb import false_detections
 from beatlab.training.metrics import per_class_rows
 from beatlab.training.plots import plot_confusion, plot_history
-from beatlab.training.runs import HISTORY, Run, is_ensemble
+from beatlab.training.runs import HISTORY, RUN, Run, is_ensemble
 
 HTML, MARKDOWN = "report.html", "report.md"
 MAX_TRIALS = 20
@@ -192,17 +192,35 @@ def _model_name(source: Source) -> str:
     return show(model)
 
 
+def _config_values(config: TrainConfig) -> dict[str, Any]:
+    return {
+        "batch": config.batch_size,
+        "factor": config.factor,
+        "training set": config.balance,
+        **config.hparams,
+    }
+
+
+def _members_values(run: Run) -> dict[str, Any]:
+    """An ensemble's study columns: a value its members share, else each member's in order (its
+    own config is its first member's, which would speak for the others)."""
+    each = [
+        _config_values(TrainConfig.from_dict(m["config"], run.path / RUN))
+        for m in run.info["members"]
+    ]
+    keys = dict.fromkeys(k for values in each for k in values)
+    columns = {k: [values.get(k) for values in each] for k in keys}
+    return {k: v[0] if v.count(v[0]) == len(v) else v for k, v in columns.items()}
+
+
 def _best_values(source: Source) -> dict[str, Any]:
     """The study's columns of a run, or of an experiment's best trial (filled from its config)."""
     config = _config(source)
     values: dict[str, Any] = {}
-    if config is not None:
-        values = {
-            "batch": config.batch_size,
-            "factor": config.factor,
-            "training set": config.balance,
-            **config.hparams,
-        }
+    if isinstance(source, Run) and is_ensemble(source.info):
+        values = _members_values(source)
+    elif config is not None:
+        values = _config_values(config)
     if isinstance(source, Experiment):
         return {**values, **source.best_trial}
     valid = source.metrics.get("valid", {})
