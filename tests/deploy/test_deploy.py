@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -50,6 +51,7 @@ from beatlab.deploy import (
 from beatlab.deploy.export import available_cores, example_inputs, exported_metadata
 from beatlab.deploy.predict import (
     DETECTOR_SWING_MV,
+    _first_failure,
     classify_leads,
     detect_beats,
     detector_signal,
@@ -430,6 +432,22 @@ def test_ctrl_c_ends_the_jobs_of_a_folder_at_once(
             break
         time.sleep(0.1)
     assert len(workers) == 2 and not any(running(pid) for pid in workers)
+
+
+def test_jobs_stop_at_the_error_one_recording_at_a_time_would_give() -> None:
+    """Without keep_going, `--jobs` raises the first failed recording in order, once those before
+    it are done, not whichever process failed first: the same line as one job."""
+    ok, slow, first, later = (Future[object]() for _ in range(4))
+    ok.set_result(None)
+    later.set_exception(BeatlabError("later failed"))
+    assert _first_failure([ok, slow, later]) is None  # slow may fail too: wait
+    first.set_exception(BeatlabError("first failed"))
+    assert str(_first_failure([ok, first, later])) == "first failed"
+    slow.set_result(None)
+    assert str(_first_failure([ok, slow, later])) == "later failed"
+    crash = Future[object]()
+    crash.set_exception(RuntimeError("not a user error"))
+    assert _first_failure([crash, later]) is None  # the loop raises it as it is
 
 
 def test_a_jobs_process_that_dies_is_one_line_and_ends_the_others(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
@@ -688,10 +688,10 @@ def predict_records(
                     try:
                         done[futures[future]] = future.result()
                     except BeatlabError as err:
-                        if not keep_going:
-                            raise
                         failed[futures[future]] = err
                     bars.advance()
+                    if not keep_going and (first := _first_failure(list(futures))):
+                        raise first
             except BaseException as err:
                 _stop(pool)
                 if isinstance(err, BrokenProcessPool):
@@ -705,6 +705,17 @@ def predict_records(
         dict(sorted(done.items(), key=lambda item: order[item[0]])),
         dict(sorted(failed.items(), key=lambda item: order[item[0]])),
     )
+
+
+def _first_failure(futures: list[Future[Predictions]]) -> BeatlabError | None:
+    """The error one recording at a time would have stopped at: the first failed recording in
+    order once every one before it is done, whichever process finished first."""
+    for future in futures:
+        if not future.done():
+            return None
+        if (err := future.exception()) is not None:  # any other error, the loop raises
+            return err if isinstance(err, BeatlabError) else None
+    return None
 
 
 _worker: dict[str, Any] = {}
