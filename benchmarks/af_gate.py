@@ -16,13 +16,15 @@ with the S weight chosen nested (`patient_cv.chosen_per_fold`): per fold, the la
 keeping N Se >= 0.95 and S +P >= P on the other folds.
 
 The detector is `beatlab.models.rhythm`'s, which `af_gate = true` in a run's config applies in
-`predict` and `evaluate`; `--intervals nn` is how it measures rhythm there: every interval that
-begins or ends at a beat the ungated ensemble calls V or F (plain argmax) is dropped first.
-`--edges inside` flags a beat only where the 128 intervals that end at it and the 128 that start
-at it are both AF, instead of the 128 centred on it, so that the flag stops at an episode's edge.
+`predict` and `evaluate` with `--intervals nn --give-to N --edges inside`: every interval that
+begins or ends at a beat the ungated ensemble calls V or F (plain argmax) is dropped first, a
+flagged beat's S probability goes to N, and a beat is flagged only where the 128 intervals that
+end at it and the 128 that start at it are both AF (`--edges centred`, the default here so the
+older commands give their tables again: the 128 centred on it, Dash et al.'s reading).
 
-Measured (docs/new_patients.md): the gate doubles S precision and loses S sensitivity, since
-premature atrial beats start paroxysmal AF and sit inside the window; twice not shipped.
+Measured (docs/new_patients.md): the gate doubles S precision; with the centred window it loses
+S sensitivity, since premature atrial beats start paroxysmal AF and sit inside the window
+(twice not shipped); the inside window keeps most of them, and `make demo`'s ensemble applies it.
 """
 
 from __future__ import annotations

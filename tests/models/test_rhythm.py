@@ -30,13 +30,14 @@ def test_af_is_an_irregular_rhythm_not_ectopy() -> None:
 
 
 def test_the_inside_window_stops_the_flag_at_the_episode_edge() -> None:
-    """An AF episode between two stretches of sinus rhythm: the centred window flags intervals
-    of sinus rhythm next to it; the inside one flags none of them, only AF well inside."""
+    """An AF episode between two stretches of sinus rhythm: the centred window (Dash et al.'s)
+    flags intervals of sinus rhythm next to it; the inside one (the gate's) flags none of them,
+    only AF well inside."""
     rng = np.random.default_rng(2)
     rr = np.r_[0.8 + 0.02 * rng.standard_normal(300), rng.uniform(0.4, 1.2, 600), np.full(300, 0.8)]
     episode = np.zeros(len(rr), dtype=bool)
     episode[300:900] = True
-    centred, inside = af_flags(rr), af_flags(rr, edges="inside")
+    centred, inside = af_flags(rr, edges="centred"), af_flags(rr)
     assert (centred & ~episode).sum() > 10
     assert not (inside & ~episode).any()
     assert inside[400:750].all()
@@ -54,7 +55,7 @@ def test_in_af_the_s_probability_goes_to_n_and_elsewhere_nothing_moves() -> None
     peaks = rhythm(rng)
     proba = rng.dirichlet(np.ones(len(CLASSES)), len(peaks)).astype(np.float32)
     gated, flag = gate_af(proba, peaks, CLASSES)
-    assert flag[450:].all() and not flag[:300].any()
+    assert flag[550:].all() and not flag[:400].any()
     np.testing.assert_array_equal(gated[~flag], proba[~flag])
     assert (gated[flag, S] == 0).all()
     np.testing.assert_allclose(gated[flag, N], proba[flag, N] + proba[flag, S])

@@ -10,13 +10,16 @@ classified together (`beatlab predict`, `evaluate`), after the model, and never 
 its validation.
 
 The detector is that of Dash et al. 2009 (Ann Biomed Eng 37:1701) with their thresholds, nothing
-fitted here. Per beat: the 128 R-R intervals centred on it (clipped to the record's first or
-last 128; fewer than 128: never flagged), the 8 longest and 8 shortest dropped (order kept); AF
+fitted here. A run of 128 R-R intervals, its 8 longest and 8 shortest dropped (order kept), is AF
 where RMSSD over the mean > 0.1, the 16-bin Shannon entropy over ln 16 > 0.7 and the
 turning-point ratio of the 128 lies in (0.54, 0.77); all three are ratios, so intervals in
-samples serve at any sampling rate. Rhythm is measured on normal-to-normal intervals, as
-heart-rate variability is: those that begin or end at a beat called V or F are left out, else
-ventricular ectopy alone reads as AF (DS1's record 208).
+samples serve at any sampling rate. A beat is flagged where both the 128 intervals that end at it
+and the 128 that start at it are AF (clipped to the record's first or last 128; fewer than 128:
+never flagged). Dash et al. judge the 128 centred on it, which flags beats up to 64 beats outside
+an episode, where premature atrial beats start and end paroxysmal AF: on held-out DS1 patients the
+centred window took 99 of the 944 S beats and this one 21 (docs/new_patients.md). Rhythm is
+measured on normal-to-normal intervals, as heart-rate variability is: those that begin or end at
+a beat called V or F are left out, else ventricular ectopy alone reads as AF (DS1's record 208).
 """
 
 from __future__ import annotations
@@ -52,11 +55,10 @@ def af_windows(rr: np.ndarray) -> np.ndarray:
     return (rmssd > 0.1) & (entropy > 0.7) & (tpr > 0.54) & (tpr < 0.77)
 
 
-def af_flags(rr: np.ndarray, edges: str = "centred") -> np.ndarray:
-    """For each R-R interval, whether the 128 around it pass Dash et al.'s three AF tests
-    (`edges="centred"`), or (`"inside"`) both the 128 that end at it and the 128 that start at it
-    do, so that an interval beside an AF episode is not flagged for it (measured on DS1, not
-    shipped: docs/new_patients.md)."""
+def af_flags(rr: np.ndarray, edges: str = "inside") -> np.ndarray:
+    """For each R-R interval, whether both the 128 that end at it and the 128 that start at it
+    pass Dash et al.'s three AF tests (`edges="inside"`: the gate's), so that an interval beside
+    an AF episode is not flagged for it; or (`"centred"`, their reading) the 128 around it."""
     n = len(rr)
     if n < WINDOW:
         return np.zeros(n, dtype=bool)
@@ -68,7 +70,7 @@ def af_flags(rr: np.ndarray, edges: str = "centred") -> np.ndarray:
     raise ValueError(f"unknown edges {edges!r} (centred or inside)")
 
 
-def beat_flags(peaks: np.ndarray, skip: np.ndarray, edges: str = "centred") -> np.ndarray:
+def beat_flags(peaks: np.ndarray, skip: np.ndarray, edges: str = "inside") -> np.ndarray:
     """Each beat's AF flag, from the intervals that touch no `skip` beat (the one nearest it;
     `edges` as `af_flags`)."""
     rr = np.diff(peaks).astype(np.float64)
