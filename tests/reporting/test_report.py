@@ -194,6 +194,23 @@ def test_an_ensemble_is_reported_with_its_members_best_epochs_and_beats(
     assert "members.1." not in md
 
 
+def test_what_evaluation_said_of_the_classification_is_in_the_report(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """A test part classified through the AF gate: the report says how many beats it moved,
+    beside the figures it changed, as `evaluate` printed it."""
+    run = tmp_path / "gated"
+    shutil.copytree(tiny_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    note = "12 beats in atrial fibrillation by their R-R intervals: their S probability given to N"
+    metrics["test"]["note"] = note
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    write_report([run], tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    figures = r"beats: accuracy [\d.]+, recall macro [\d.]+, f1 macro [\d.]+\. "
+    assert re.search(figures + re.escape(f"{note}."), md)
+
+
 def test_an_ensembles_best_configuration_row_gives_each_members_value_where_they_differ(
     tiny_run: Path, tmp_path: Path
 ) -> None:

@@ -501,6 +501,13 @@ def _shape(shape: tuple[int, ...] | None) -> str:
     return "–" if shape is None else " × ".join(str(n) for n in shape)
 
 
+def _note(metrics: dict[str, Any]) -> str:
+    """What evaluation said of how the beats were classified (the AF gate's beats, beats left
+    out), as `evaluate` printed it: the figures depend on it."""
+    note = metrics.get("note")
+    return f" {note[:1].upper()}{note[1:]}." if note else ""
+
+
 def _classification(
     doc: Document, figures: _Figures, label: str, metrics: dict[str, Any], part: str
 ) -> None:
@@ -511,7 +518,7 @@ def _classification(
         Text(
             f"{metrics.get('n', 0):,} beats: accuracy {_score(metrics.get('accuracy'))}, "
             f"recall macro {_score(metrics.get('macro_recall'))}, "
-            f"f1 macro {_score(metrics.get('macro_f1'))}."
+            f"f1 macro {_score(metrics.get('macro_f1'))}.{_note(metrics)}"
         ),
         Table(
             ["class", "Se", "+P", "F1", "Sp", "support"],
