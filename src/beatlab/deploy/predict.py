@@ -684,13 +684,14 @@ def predict_records(
             )
             try:
                 futures = {pool.submit(_predict_in_worker, path, options): path for path in paths}
+                in_order = list(futures)
                 for future in as_completed(futures):
                     try:
                         done[futures[future]] = future.result()
                     except BeatlabError as err:
                         failed[futures[future]] = err
                     bars.advance()
-                    if not keep_going and (first := _first_failure(list(futures))):
+                    if not keep_going and (first := _first_failure(in_order)):
                         raise first
             except BaseException as err:
                 _stop(pool)
