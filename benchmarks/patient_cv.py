@@ -250,12 +250,15 @@ def stability(out: Path, tags: list[str], weights: list[float], shift: int, data
     fold's runs, which never saw them: what generalization.py measures on DS2."""
     from generalization import shift_counts  # beside this script
 
-    same = total = 0
+    together = alone = total = 0
     for fold, records, run in fold_ensembles(out, tags, weights):
-        kept, beats = shift_counts(run, data_dir, records, shift)
-        print(f"{fold}: {kept / beats:.4f} of {beats:,} beats", flush=True)
-        same, total = same + kept, total + beats
-    print(f"{same / total:.4f} of {total:,} held-out DS1 beats keep their class at ±{shift}")
+        kept, kept_alone, beats = shift_counts(run, data_dir, records, shift)
+        print(f"{fold}: {kept / beats:.4f}, each beat {kept_alone / beats:.4f} of {beats:,} beats")
+        together, alone, total = together + kept, alone + kept_alone, total + beats
+    print(
+        f"of {total:,} held-out DS1 beats, {together / total:.4f} keep their class with the "
+        f"record's R peaks moved ±{shift} together, {alone / total:.4f} with each moved alone"
+    )
 
 
 def main() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import wfdb
 from conftest import run_cli
@@ -22,7 +25,7 @@ from beatlab.data.build import (
     read_lead,
 )
 from beatlab.data.dataset import load_dataset
-from beatlab.data.layouts import KACHUEE, BuildParams, segment_beats
+from beatlab.data.layouts import KACHUEE, BuildParams, get_layout, segment_beats
 from beatlab.data.splits import DS1, DS2, PACED, split_indices
 from beatlab.errors import BeatlabError
 
@@ -54,6 +57,31 @@ def test_cache_rebuilds_when_params_or_sources_change(tiny_mitdb: Path) -> None:
     with open(tiny_mitdb / "101.hea", "a") as header:
         header.write("# a comment changes the checksum, not the beats\n")
     assert ensure_beats(root, BuildParams(period_factor=1.0))[2]
+
+
+def test_deviation_beats_keep_their_records_median_beat_through_the_cache(
+    tiny_mitdb: Path,
+) -> None:
+    """What a deviation layout took from each beat is kept (for jitter that moves the R peak):
+    the beat plus its record's median is the beat cut without the subtraction. A cache written
+    before it was kept is built again."""
+    root, params = tiny_mitdb.parent, get_layout("deviation_median_rr")
+    beats, path, _ = ensure_beats(root, params)
+    whole, _, _ = build_beats(tiny_mitdb, params=replace(params, deviation=False))
+    assert beats.median is not None and beats.median.shape == beats.x.shape
+    assert np.allclose(beats.x + beats.median, whole.x, atol=1e-6)
+    first, second = (beats.median[beats.record == r] for r in ("100", "101"))
+    assert (first == first[0]).all() and not np.allclose(first[0], second[0])
+    again = load_beats(path)
+    assert again.median is not None and np.array_equal(again.median, beats.median)
+    assert np.array_equal(beats.take(np.arange(3)).median, beats.median[:3])
+    assert build_beats(tiny_mitdb)[0].median is None  # the kachuee layout subtracts nothing
+    meta = read_cache_metadata(path)
+    assert meta is not None
+    del meta["medians"]
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({"beatlab": json.dumps(meta)}), path)
+    assert ensure_beats(root, params)[2]
 
 
 def test_beats_start_at_r_peak_and_span_1_2_periods(tiny_mitdb: Path) -> None:

@@ -59,6 +59,50 @@ def test_augmentation_is_seeded_and_bounded() -> None:
     assert torch.allclose(inner, inner[:, :1].expand_as(inner), atol=1e-4)
 
 
+def test_jitter_at_the_peak_moves_the_beat_off_its_records_median() -> None:
+    """`augment_jitter_at = "peak"` moves a deviation layout's beat with its record's median beat
+    added back, as a misplaced R peak moves it: the cut itself moves, and the median stays. The
+    old reading ("beat") moves the difference, so a beat like the median stays flat."""
+    ramp = torch.arange(187, dtype=torch.float32).repeat(32, 1)  # the beats as cut
+    median = torch.sin(ramp / 5)
+    x = ramp - median
+    config = TrainConfig().updated({"augment_jitter": 3, "layout": "deviation_median_rr"})
+    at_peak = config.updated({"augment_jitter_at": "peak"})
+    moved = augment(x, at_peak, torch.Generator().manual_seed(0), median) + median - ramp
+    inner = moved[:, 10:-10]  # each beat's cut moved k samples: ramp + k
+    assert torch.allclose(inner, inner[:, :1].expand_as(inner), atol=1e-4)
+    assert inner.abs().max() <= 3 + 1e-4 and inner.abs().max() > 0.5
+    flat = torch.zeros(32, 187)  # beats just like their record's median
+    assert torch.equal(augment(flat, config, torch.Generator().manual_seed(0), median), flat)
+    off = augment(flat, at_peak, torch.Generator().manual_seed(0), median)
+    assert off.abs().max() > 0.1  # what a detector's misplaced peak makes of them
+
+
+def test_jitter_at_the_peak_trains_and_needs_the_median(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tiny_mitdb.parent
+
+    def train(name: str, *settings: str) -> tuple[int, str]:
+        sets = [item for s in settings for item in ("--set", s)]
+        code, _, err = run_cli(
+            capsys,
+            *("train", "--data-dir", str(root), "--runs-dir", str(tmp_path), "--name", name),
+            *("--epochs", "1", "--tracking-uri", "none", "--set", "layout=deviation_median_rr"),
+            *("--set", "augment_jitter=4", "--set", "augment_jitter_at=peak", *sets),
+        )
+        return code, err
+
+    code, err = train("ok")
+    assert code == 0, err
+    assert json.loads((tmp_path / "ok" / "config.json").read_text())["augment_jitter_at"] == "peak"
+    code, err = train("smote", "balance=smote")
+    assert code == 2 and "needs each beat's record median beat" in err
+    assert not (tmp_path / "smote").exists()
+    code, err = train("bad", "augment_jitter_at=window")
+    assert code == 2 and "augment_jitter_at" in err and "peak" in err
+
+
 def inter_config(real_data_dir: Path, **values: object) -> TrainConfig:
     return TrainConfig(data_dir=str(real_data_dir)).updated(
         {

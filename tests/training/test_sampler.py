@@ -33,7 +33,7 @@ def test_oversample_draws_every_present_class_equally_from_real_beats() -> None:
     train = beats()
     sampler = BalancedSampler(train, "oversample")
     assert sampler.beats == 4 * 600  # the oversampled set's size: an epoch means the same
-    x, y, rr = sampler(torch.Generator().manual_seed(0))
+    x, y, rr, _ = sampler(torch.Generator().manual_seed(0))
     assert x.shape == (2400, 187) and rr.shape == (2400, 3)
     share = np.bincount(y.numpy(), minlength=5) / len(y)
     np.testing.assert_allclose(share[:4], 0.25, atol=0.04)
@@ -50,7 +50,7 @@ def test_oversample_draws_every_present_class_equally_from_real_beats() -> None:
 def test_smote_draws_smotes_share_of_interpolations_between_smotes_neighbours() -> None:
     train = beats()
     sampler = BalancedSampler(train, "smote", 20_000)
-    x, y, rr = sampler(torch.Generator().manual_seed(1))
+    x, y, rr, _ = sampler(torch.Generator().manual_seed(1))
     originals = {row.tobytes() for row in train.x}
     synthetic = np.array([row.tobytes() not in originals for row in x.numpy()])
     for c, n in zip(range(4), (600, 40, 120, 20), strict=True):

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,9 @@ class Beats:
     rr: np.ndarray  # (n, 3) float32 R-R context in seconds
     record: np.ndarray  # (n,) str record id ("" for synthetic beats)
     sample: np.ndarray  # (n,) int64 R-peak sample index at the record's own rate (-1: synthetic)
+    median: np.ndarray | None = None
+    """(n, length) float32: the median beat a deviation layout took from each beat's record, for
+    jitter that moves the R peak; None for other layouts, several leads and SMOTE's beats."""
 
     def __len__(self) -> int:
         return len(self.y)
@@ -69,11 +72,30 @@ class Beats:
     def take(self, index: np.ndarray) -> Beats:
         """The beats at `index` (an integer or boolean array), as a new Beats."""
         return Beats(
-            self.x[index], self.y[index], self.rr[index], self.record[index], self.sample[index]
+            self.x[index],
+            self.y[index],
+            self.rr[index],
+            self.record[index],
+            self.sample[index],
+            None if self.median is None else self.median[index],
         )
+
+    @staticmethod
+    def join(parts: list[Beats]) -> Beats:
+        """The beats of `parts` one after the other (a median only where every part has one)."""
+        x, y, rr, record, sample = (
+            np.concatenate([getattr(p, f) for p in parts]) for f in BEAT_FIELDS
+        )
+        medians = [p.median for p in parts if p.median is not None]
+        median = np.concatenate(medians) if len(medians) == len(parts) else None
+        return Beats(x, y, rr, record, sample, median)
 
     def counts(self, num_classes: int = len(CLASSES)) -> np.ndarray:
         return np.bincount(self.y, minlength=num_classes)
+
+
+BEAT_FIELDS = ("x", "y", "rr", "record", "sample")
+"""The arrays every set of beats has."""
 
 
 def record_names(data_dir: Path) -> list[str]:
@@ -360,18 +382,21 @@ def build_beats(
     def one(name: str) -> tuple[Beats, str, int]:
         rec = read_record(data_dir, name, spec, lead, params.first_lead)
         x, rr, kept = segment_clear([rec.signal], rec.fs, rec.peaks, params, rec.marks, rec.invalid)
+        median = None
+        if params.deviation:  # what it took from the beats, for jitter that moves the R peak
+            plain = replace(params, deviation=False)
+            whole, _, _ = segment_clear(
+                [rec.signal], rec.fs, rec.peaks, plain, rec.marks, rec.invalid
+            )
+            usual = np.median(whole - x, axis=0) if len(x) else np.zeros(x.shape[1:])
+            median = np.broadcast_to(usual.astype(np.float32), x.shape)
         peaks = rec.peaks[kept].astype(np.int64)
-        beats = Beats(x, rec.labels[kept], rr, np.full(len(x), name), peaks)
+        beats = Beats(x, rec.labels[kept], rr, np.full(len(x), name), peaks, median)
         return beats, rec.lead, int((~kept).sum())
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         parts = list(pool.map(one, names))
-    beats = Beats(
-        *(
-            np.concatenate([getattr(p, f) for p, _, _ in parts])
-            for f in ("x", "y", "rr", "record", "sample")
-        )
-    )
+    beats = Beats.join([p for p, _, _ in parts])
     leads = {name: used for name, (_, used, _) in zip(names, parts, strict=True)}
     left_out = {name: left for name, (_, _, left) in zip(names, parts, strict=True) if left}
     return beats, leads, left_out
@@ -450,6 +475,9 @@ def save_beats(beats: Beats, path: Path, meta: dict[str, Any]) -> None:
         }
     )
     meta = {**meta, "beatlab_version": __version__, "counts": beats.counts().tolist()}
+    if beats.median is not None:  # one a record
+        names, first = np.unique(beats.record.astype(str), return_index=True)
+        meta["medians"] = {n: beats.median[i].tolist() for n, i in zip(names, first, strict=True)}
     table = table.replace_schema_metadata({"beatlab": json.dumps(meta)})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", use_dictionary=["record"])
@@ -468,12 +496,20 @@ def load_beats(path: Path) -> Beats:
     table = pq.read_table(path)
     x = table.column("beat").combine_chunks()
     n = len(table)
+    record = table.column("record").to_numpy().astype(str)
+    medians = json.loads((table.schema.metadata or {}).get(b"beatlab", b"{}")).get("medians")
+    median = None
+    if medians is not None:
+        names, where = np.unique(record, return_inverse=True)
+        rows = np.array([medians[name] for name in names], dtype=np.float32)
+        median = rows.reshape(len(names), -1)[where]
     return Beats(
         x=x.values.to_numpy().reshape(n, -1).astype(np.float32, copy=False),
         y=table.column("label").to_numpy().astype(np.int64),
         rr=np.stack([table.column(f).to_numpy() for f in RR_FEATURES], axis=1).astype(np.float32),
-        record=table.column("record").to_numpy().astype(str),
+        record=record,
         sample=table.column("sample").to_numpy().astype(np.int64),
+        median=median,
     )
 
 
@@ -510,7 +546,8 @@ def ensure_beats(
     path = cache_path(data_dir, db.name, params, lead)
     meta = _metadata(db, params, lead, source_checksums(source, db))
     cached = read_cache_metadata(path)
-    if not force and cached is not None and all(cached.get(k) == v for k, v in meta.items()):
+    fresh = cached is not None and all(cached.get(k) == v for k, v in meta.items())
+    if not force and fresh and (not params.deviation or "medians" in (cached or {})):
         return load_beats(path), path, False
     beats, leads, left_out = build_beats(source, db, params, lead)
     save_beats(beats, path, {**meta, "leads": leads, "left_out": left_out})

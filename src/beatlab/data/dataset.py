@@ -86,13 +86,7 @@ def load_beats_of(
             beats.record = np.char.add(f"{spec.name}:", beats.record.astype(str))
         parts.append(beats)
         caches.extend(paths)
-    beats = Beats(
-        *(
-            np.concatenate([getattr(b, f) for b in parts])
-            for f in ("x", "y", "rr", "record", "sample")
-        )
-    )
-    return beats, caches, np.concatenate(patients), specs
+    return Beats.join(parts), caches, np.concatenate(patients), specs
 
 
 def named_split(beats: Beats, specs: tuple[DatabaseSpec, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,9 @@ import math
 import torch
 from torch import Tensor
 
+from beatlab.data.build import Beats
 from beatlab.data.layouts import get_layout, r_index
+from beatlab.errors import BeatlabError
 from beatlab.training.config import AUGMENT_FIELDS, TrainConfig
 
 
@@ -23,12 +25,31 @@ def is_on(config: TrainConfig) -> bool:
     return any(getattr(config, key) for key in AUGMENT_FIELDS)
 
 
-def augment(x: Tensor, config: TrainConfig, generator: torch.Generator) -> Tensor:
+def check_jitter(config: TrainConfig, train: Beats) -> None:
+    """Refuse jitter that moves the R peak where the beats lack their record's median beat."""
+    if (
+        config.augment_jitter
+        and config.augment_jitter_at == "peak"
+        and get_layout(config.layout).deviation
+        and train.median is None
+    ):
+        raise BeatlabError(
+            "augment_jitter_at 'peak' needs each beat's record median beat, which beats of "
+            "several leads and balance 'smote' do not keep: use 'beat', or one lead and "
+            "balance 'weights', 'oversample' or sampler 'balanced'"
+        )
+
+
+def augment(
+    x: Tensor, config: TrainConfig, generator: torch.Generator, median: Tensor | None = None
+) -> Tensor:
     """A perturbed copy of the (batch, length) beats `x`, per the config's augment_* settings:
     amplitude times U(1 - scale, 1 + scale); a sinusoidal wander of up to `wander` (beat units)
     and up to one cycle per beat; Gaussian noise of s.d. `noise`; a shift of up to `jitter`
-    samples either way (edge samples repeated); the time axis stretched about the R peak of the
-    config's layout by U(1 - stretch, 1 + stretch) (linear interpolation, edges repeated)."""
+    samples either way (edge samples repeated), of the beat with its record's `median` beat
+    added back and taken away again where `jitter_at` is "peak" (a deviation layout's beat,
+    as a misplaced R peak moves it); the time axis stretched about the R peak of the config's
+    layout by U(1 - stretch, 1 + stretch) (linear interpolation, edges repeated)."""
     if not is_on(config):
         return x
     n, length = x.shape
@@ -41,7 +62,10 @@ def augment(x: Tensor, config: TrainConfig, generator: torch.Generator) -> Tenso
             -config.augment_jitter, config.augment_jitter + 1, (n, 1), generator=generator
         )
         index = (torch.arange(length)[None, :] + shift).clamp(0, length - 1)
-        x = torch.gather(x, 1, index)
+        if config.augment_jitter_at == "peak" and median is not None:
+            x = torch.gather(x + median, 1, index) - median
+        else:
+            x = torch.gather(x, 1, index)
     if config.augment_stretch:
         r = r_index(get_layout(config.layout))
         factor = 1 + config.augment_stretch * (2 * uniform(n, 1) - 1)

@@ -59,6 +59,7 @@ AUGMENT_FIELDS = (
 """The settings of augmentation on the fly (training/augment.py); all 0: off."""
 OPTIMIZERS = ("adam", "adamw")
 SAMPLERS = ("full", "balanced")
+JITTER_AT = ("beat", "peak")
 
 
 def _finite(value: Any) -> bool:
@@ -109,6 +110,7 @@ def _choices(name: str) -> tuple[str, ...] | None:
         "monitor": tuple(MONITORS),
         "mode": ("min", "max"),
         "sampler": SAMPLERS,
+        "augment_jitter_at": JITTER_AT,
     }.get(name)
 
 
@@ -185,6 +187,10 @@ class TrainConfig:
     augment_wander: float = 0.0
     augment_noise: float = 0.0
     augment_jitter: int = 0
+    augment_jitter_at: str = "beat"
+    """What `augment_jitter` moves: the stored beat ("beat"), or its R peak ("peak"). They
+    differ in a layout that subtracts the record's median beat (`deviation`): a detector's
+    misplaced peak moves the beat off that median, which "peak" shows and "beat" does not."""
     augment_stretch: float = 0.0
     """The beat's time axis stretched about its R peak by U(1 - stretch, 1 + stretch): wider
     or narrower waves, as patients' QRS and QT durations differ."""

@@ -36,6 +36,7 @@ class BalancedSampler:
         self.x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))
         self.rr = torch.from_numpy(np.ascontiguousarray(train.rr, dtype=np.float32))
         self.y = torch.from_numpy(train.y.astype(np.int64))
+        self.median = None if train.median is None else torch.from_numpy(np.array(train.median))
         counts = np.bincount(train.y)
         self.classes = np.flatnonzero(counts)
         target = int(counts.max())
@@ -69,14 +70,15 @@ class BalancedSampler:
 
     def __call__(
         self, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One epoch's beats, R-R and labels, drawn with `generator` (so a resumed run draws
-        the same)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One epoch's beats, labels, R-R and the beats' record medians (`Beats.median`), drawn
+        with `generator` (so a resumed run draws the same)."""
         n = self.beats
         cls = torch.randint(len(self.classes), (n,), generator=generator)
         pick = (torch.rand(n, generator=generator) * self.counts[cls]).long()
         a = self.members[self.offsets[cls] + pick]
         x, rr, y = self.x[a], self.rr[a], self.y[a]
+        median = None if self.median is None else self.median[a]
         if self.neighbours is not None:
             synth = torch.rand(n, generator=generator) < self.synthetic[cls]
             col = torch.randint(self.neighbours.shape[1], (n,), generator=generator)
@@ -84,7 +86,9 @@ class BalancedSampler:
             b = self.neighbours[a, col][synth]
             x[synth] += gap[synth] * (self.x[b] - x[synth])
             rr[synth] += gap[synth] * (self.rr[b] - rr[synth])
-        return x, y, rr
+            if median is not None and self.median is not None:
+                median[synth] += gap[synth] * (self.median[b] - median[synth])
+        return x, y, rr, median
 
 
 def epoch_sampler(

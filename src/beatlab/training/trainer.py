@@ -30,7 +30,7 @@ from beatlab.errors import BeatlabError
 from beatlab.models import BeatModel, plain_decisions
 from beatlab.models.trees import BoostedTrees
 from beatlab.output import counting_bar, make_console
-from beatlab.training.augment import augment
+from beatlab.training.augment import augment, check_jitter
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics, measured_recall
 from beatlab.training.sampler import epoch_sampler
@@ -72,15 +72,20 @@ class Tensors:
     x: Tensor
     y: Tensor
     rr: Tensor
+    median: Tensor | None = None  # each beat's record's median beat (`Beats.median`)
 
     @classmethod
     def from_beats(cls, beats: Beats) -> Tensors:
         """Shares the arrays' memory where it can; copies read-only ones (a cache read straight
         from Parquet), which torch must not wrap."""
+        median = beats.median
         return cls(
             torch.from_numpy(np.require(beats.x, np.float32, ["C", "W"])),
             torch.from_numpy(beats.y.astype(np.int64)),
             torch.from_numpy(np.require(beats.rr, np.float32, ["C", "W"])),
+            None
+            if median is None
+            else torch.from_numpy(np.require(median, np.float32, ["C", "W"])),
         )
 
     def __len__(self) -> int:
@@ -232,6 +237,7 @@ def fit(
             f"training needs at least 2 training beats and 1 validation beat, got "
             f"{len(train)} and {len(valid)}"
         )
+    check_jitter(config, train)
     seed_everything(config.seed)
     tr, va = Tensors.from_beats(train), Tensors.from_beats(valid)
     draw = epoch_sampler(train, config.sampler, config.balance, config.epoch_beats)
@@ -285,7 +291,8 @@ def fit(
                 idx = order[step * config.batch_size : (step + 1) * config.batch_size]
                 if len(idx) < 2 and step > 0:  # BatchNorm cannot train on a batch of one
                     continue
-                logits = model(augment(part.x[idx], config, generator), part.rr[idx])
+                median = None if part.median is None else part.median[idx]
+                logits = model(augment(part.x[idx], config, generator, median), part.rr[idx])
                 loss = loss_fn(logits, part.y[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
