@@ -294,7 +294,8 @@ def main() -> None:
     if args.shift is not None:
         weights = [float(w) for w in args.decision_weights.split(",") if w.strip()]
         tags = args.mean_of or [args.tag or args.config.stem]
-        stability(args.out, tags, weights, args.shift, resolve_data_dir(args.data_dir))
+        data_dir = resolve_data_dir(Path(args.data_dir) if args.data_dir else None)
+        stability(args.out, tags, weights, args.shift, data_dir)
         return
     if args.nested:
         if not (args.weigh and args.mean_of):

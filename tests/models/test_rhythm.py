@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from beatlab import CLASSES
 from beatlab.models.rhythm import af_flags, beat_flags, gate_af, gate_records
@@ -42,6 +43,9 @@ def test_the_inside_window_stops_the_flag_at_the_episode_edge() -> None:
     assert not (inside & ~episode).any()
     assert inside[400:750].all()
     assert (inside <= centred).all()
+    for short in (rr, rr[:10]):  # a misspelt window is refused, however few the intervals
+        with pytest.raises(ValueError, match="unknown edges"):
+            af_flags(short, edges="centered")
 
 
 def rhythm(rng: np.random.Generator) -> np.ndarray:

@@ -59,15 +59,15 @@ def af_flags(rr: np.ndarray, edges: str = "inside") -> np.ndarray:
     """For each R-R interval, whether both the 128 that end at it and the 128 that start at it
     pass Dash et al.'s three AF tests (`edges="inside"`: the gate's), so that an interval beside
     an AF episode is not flagged for it; or (`"centred"`, their reading) the 128 around it."""
+    if edges not in ("centred", "inside"):
+        raise ValueError(f"unknown edges {edges!r} (centred or inside)")
     n = len(rr)
     if n < WINDOW:
         return np.zeros(n, dtype=bool)
     af, at, last = af_windows(rr), np.arange(n), n - WINDOW
     if edges == "centred":
         return af[np.clip(at - WINDOW // 2, 0, last)]
-    if edges == "inside":
-        return af[np.clip(at - WINDOW + 1, 0, last)] & af[np.clip(at, 0, last)]
-    raise ValueError(f"unknown edges {edges!r} (centred or inside)")
+    return af[np.clip(at - WINDOW + 1, 0, last)] & af[np.clip(at, 0, last)]
 
 
 def beat_flags(peaks: np.ndarray, skip: np.ndarray, edges: str = "inside") -> np.ndarray:
