@@ -316,12 +316,12 @@ def exported_metadata(path: Path, fmt: str) -> dict[str, Any]:
 def is_export(path: Path) -> bool:
     """Whether a file is a model `export` wrote (its `beatlab` metadata), which a re-export may
     replace. A TorchScript file is a zip holding `extra/beatlab.json`."""
-    import onnx
-
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 return any(n.endswith(f"/extra/{METADATA_KEY}.json") for n in archive.namelist())
+        import onnx  # only for a file that is no zip: it is slow to import
+
         proto = onnx.load(str(path), load_external_data=False)
     except Exception:  # protobuf and zipfile raise many types: a file that does not parse
         return False  # as either is not an export
