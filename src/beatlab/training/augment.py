@@ -47,7 +47,7 @@ def augment(
     amplitude times U(1 - scale, 1 + scale); a sinusoidal wander of up to `wander` (beat units)
     and up to one cycle per beat; Gaussian noise of s.d. `noise`; a shift of up to `jitter`
     samples either way (edge samples repeated), of the beat with its record's `median` beat
-    added back and taken away again where `jitter_at` is "peak" (a deviation layout's beat,
+    added back and taken away again where `augment_jitter_at` is "peak" (a deviation layout's beat,
     as a misplaced R peak moves it); the time axis stretched about the R peak of the config's
     layout by U(1 - stretch, 1 + stretch) (linear interpolation, edges repeated)."""
     if not is_on(config):
