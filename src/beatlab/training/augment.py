@@ -11,6 +11,7 @@ setting at 0, the default, beats pass through untouched and no random number is 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -25,19 +26,23 @@ def is_on(config: TrainConfig) -> bool:
     return any(getattr(config, key) for key in AUGMENT_FIELDS)
 
 
-def check_jitter(config: TrainConfig, train: Beats) -> None:
-    """Refuse jitter that moves the R peak where the beats lack their record's median beat."""
-    if (
+def with_needed_medians(config: TrainConfig, train: Beats) -> Beats:
+    """The training beats with their records' median beats only where jitter that moves the R
+    peak uses them (so no other training copies or slices them each step), refused where it
+    needs them and the beats lack them."""
+    if not (
         config.augment_jitter
         and config.augment_jitter_at == "peak"
         and get_layout(config.layout).deviation
-        and train.median is None
     ):
+        return replace(train, median=None)
+    if train.median is None:
         raise BeatlabError(
             "augment_jitter_at 'peak' needs each beat's record median beat, which beats of "
             "several leads and balance 'smote' do not keep: use 'beat', or one lead and "
             "balance 'weights', 'oversample' or sampler 'balanced'"
         )
+    return train
 
 
 def augment(

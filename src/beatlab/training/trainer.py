@@ -16,7 +16,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -30,7 +30,7 @@ from beatlab.errors import BeatlabError
 from beatlab.models import BeatModel, plain_decisions
 from beatlab.models.trees import BoostedTrees
 from beatlab.output import counting_bar, make_console
-from beatlab.training.augment import augment, check_jitter
+from beatlab.training.augment import augment, with_needed_medians
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics, measured_recall
 from beatlab.training.sampler import epoch_sampler
@@ -237,9 +237,9 @@ def fit(
             f"training needs at least 2 training beats and 1 validation beat, got "
             f"{len(train)} and {len(valid)}"
         )
-    check_jitter(config, train)
+    train = with_needed_medians(config, train)
     seed_everything(config.seed)
-    tr, va = Tensors.from_beats(train), Tensors.from_beats(valid)
+    tr, va = Tensors.from_beats(train), Tensors.from_beats(replace(valid, median=None))
     draw = epoch_sampler(train, config.sampler, config.balance, config.epoch_beats)
     weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
