@@ -18,7 +18,8 @@ from conftest import REAL_FORMATS, run_cli, spy_on_bars, write_record
 from beatlab.data import layouts
 from beatlab.data.databases import MITDB
 from beatlab.deploy.export import exported_metadata
-from beatlab.training.augment import augment
+from beatlab.errors import BeatlabError
+from beatlab.training.augment import augment, augment_rr
 from beatlab.training.config import TrainConfig
 from beatlab.training.crossdb import trained_on
 from beatlab.training.data import dataset_for
@@ -78,6 +79,34 @@ def test_jitter_at_the_peak_moves_the_beat_off_its_records_median() -> None:
     assert off.abs().max() > 0.1  # what a detector's misplaced peak makes of them
 
 
+def test_rr_jitter_moves_the_intervals_as_misplaced_peaks_would() -> None:
+    """Each peak moves at most `a` of the local R-R: the previous interval by the beat's move
+    less its predecessor's, the next by the successor's less the beat's, the local one not."""
+    rr = torch.tensor([[0.8, 1.1, 1.0]]).repeat(4096, 1)
+    generator = torch.Generator().manual_seed(0)
+    off = TrainConfig()
+    assert augment_rr(rr, off, generator) is rr
+    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(0).get_state())
+    config = TrainConfig().updated({"augment_rr_jitter": 0.05, "layout": "deviation_median_rr"})
+    moved = augment_rr(rr, config, torch.Generator().manual_seed(1))
+    assert torch.equal(moved, augment_rr(rr, config, torch.Generator().manual_seed(1)))
+    assert torch.equal(rr[:, 0], torch.full((4096,), 0.8))  # the input is left as it was
+    change = moved - rr
+    assert torch.equal(change[:, 2], torch.zeros(4096))
+    assert change[:, :2].abs().max() <= 0.1 + 1e-6 and change[:, :2].abs().max() > 0.09
+    # the beat's own move lengthens one interval as it shortens the other
+    assert torch.corrcoef(change[:, :2].T)[0, 1] < -0.3
+
+
+def test_rr_jitter_is_refused_where_it_would_do_nothing_or_the_wrong_thing() -> None:
+    with pytest.raises(BeatlabError, match="layout 'kachuee' does not keep"):
+        TrainConfig().updated({"augment_rr_jitter": 0.04, "hparams": {"use_rr": True}}).check()
+    with pytest.raises(BeatlabError, match="only with use_rr = true"):
+        TrainConfig().updated({"augment_rr_jitter": 0.04, "layout": "deviation_median_rr"}).check()
+    with pytest.raises(BeatlabError, match="augment_rr_jitter"):
+        TrainConfig().updated({"augment_rr_jitter": 0.3, "layout": "deviation_median_rr"}).check()
+
+
 def test_jitter_at_the_peak_trains_and_needs_the_median(
     tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -93,9 +122,10 @@ def test_jitter_at_the_peak_trains_and_needs_the_median(
         )
         return code, err
 
-    code, err = train("ok")
+    code, err = train("ok", "augment_rr_jitter=0.04", "use_rr=true")
     assert code == 0, err
-    assert json.loads((tmp_path / "ok" / "config.json").read_text())["augment_jitter_at"] == "peak"
+    saved = json.loads((tmp_path / "ok" / "config.json").read_text())
+    assert saved["augment_jitter_at"] == "peak" and saved["augment_rr_jitter"] == 0.04
     code, err = train("smote", "balance=smote")
     assert code == 2 and "needs each beat's record median beat" in err
     assert not (tmp_path / "smote").exists()

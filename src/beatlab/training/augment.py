@@ -1,9 +1,10 @@
 """Beat augmentation on the fly, per batch, so a model cannot memorise the few patients it sees.
 
-Five perturbations a new recording brings anyway: a different amplitude (electrode placement,
+Six perturbations a new recording brings anyway: a different amplitude (electrode placement,
 gain), baseline wander (breathing, movement), noise (muscle, electrode), an R peak a few samples
-off (what a QRS detector gives instead of an annotator's mark), and waves a little wider or
-narrower (another patient's QRS and QT durations). All draws come from the
+off (what a QRS detector gives instead of an annotator's mark), waves a little wider or
+narrower (another patient's QRS and QT durations), and R-R intervals read between such
+misplaced peaks. All draws come from the
 training loop's seeded generator, so a run stays reproducible (and resumable); with every
 setting at 0, the default, beats pass through untouched and no random number is drawn.
 """
@@ -88,3 +89,19 @@ def augment(
     if config.augment_noise:
         x = x + config.augment_noise * torch.randn(x.shape, generator=generator)
     return x
+
+
+def augment_rr(rr: Tensor, config: TrainConfig, generator: torch.Generator) -> Tensor:
+    """A copy of a centred layout's (batch, 3) R-R features as if the beat's R peak and its two
+    neighbours' had each moved U(-a, a) of the local R-R (`augment_rr_jitter`): the previous
+    interval over the local changes by the beat's move less its predecessor's, the next by the
+    successor's less the beat's. The local R-R, a median or mean of ten, stays."""
+    if not config.augment_rr_jitter:
+        return rr
+    before, own, after = config.augment_rr_jitter * (
+        2 * torch.rand(3, len(rr), generator=generator) - 1
+    )
+    moved = rr.clone()
+    moved[:, 0] += own - before
+    moved[:, 1] += after - own
+    return moved

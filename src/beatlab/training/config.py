@@ -55,6 +55,7 @@ AUGMENT_FIELDS = (
     "augment_noise",
     "augment_jitter",
     "augment_stretch",
+    "augment_rr_jitter",
 )
 """The settings of augmentation on the fly (training/augment.py); all 0: off."""
 OPTIMIZERS = ("adam", "adamw")
@@ -89,6 +90,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "augment_noise": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: off)"),
     "augment_jitter": (lambda v: 0 <= v < 100, "a whole number of samples from 0 to 99"),
     "augment_stretch": (lambda v: 0 <= v < 0.5, "a number from 0 up to (not including) 0.5"),
+    "augment_rr_jitter": (lambda v: 0 <= v < 0.25, "a number from 0 up to (not including) 0.25"),
 }
 """Range of each numeric setting; checked wherever a value enters a config, so a bad one fails
 with one line before any data is read."""
@@ -194,6 +196,10 @@ class TrainConfig:
     augment_stretch: float = 0.0
     """The beat's time axis stretched about its R peak by U(1 - stretch, 1 + stretch): wider
     or narrower waves, as patients' QRS and QT durations differ."""
+    augment_rr_jitter: float = 0.0
+    """How far each R peak may move, as a share of the local R-R (U(-a, a) per peak, drawn
+    apart from `augment_jitter`): the previous and next R-R over the local change as a
+    detector's misplaced peaks change them. For layouts whose R-R is relative (centred)."""
     # transfer
     init_from: str | None = None
     freeze_backbone: bool = False
@@ -280,6 +286,12 @@ class TrainConfig:
         if (self.valid_file or self.test_file) and not self.train_file:
             raise BeatlabError("--valid-file and --test-file need --train-file", source)
         _check_data_names(self, source)
+        if self.augment_rr_jitter and _layout_method(self.layout) != "centred":
+            raise BeatlabError(
+                f"augment_rr_jitter moves R-R taken relative to the local R-R, which layout "
+                f"'{self.layout}' does not keep (use a centred layout, e.g. deviation_median_rr)",
+                source,
+            )
         if self.init_from:
             from beatlab.training.runs import transfer_model
 
@@ -293,6 +305,12 @@ class TrainConfig:
             close = difflib.get_close_matches(key, fields, n=1) if key not in known else []
             if close:  # a mistyped training setting would otherwise read as a hyperparameter
                 raise BeatlabError(f"unknown setting '{key}'; did you mean '{close[0]}'?", source)
+        if self.augment_rr_jitter and not {**known, **self.hparams}.get("use_rr"):
+            raise BeatlabError(
+                f"augment_rr_jitter moves the R-R features, which model '{self.model}' reads "
+                "only with use_rr = true",
+                source,
+            )
         try:
             check_model(self.model, **self.hparams)
         except BeatlabError as err:
@@ -337,6 +355,12 @@ def _check_data_names(config: TrainConfig, source: str | Path | None) -> None:
         layouts.get_layout(config.layout)
     except BeatlabError as err:
         raise BeatlabError(err.problem, source) from None
+
+
+def _layout_method(name: str) -> str:
+    from beatlab.data.layouts import get_layout
+
+    return get_layout(name).method
 
 
 def _coerce(value: Any, kind: Any, key: str, source: str | Path | None) -> Any:

@@ -30,7 +30,7 @@ from beatlab.errors import BeatlabError
 from beatlab.models import BeatModel, plain_decisions
 from beatlab.models.trees import BoostedTrees
 from beatlab.output import counting_bar, make_console
-from beatlab.training.augment import augment, with_needed_medians
+from beatlab.training.augment import augment, augment_rr, with_needed_medians
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics, measured_recall
 from beatlab.training.sampler import epoch_sampler
@@ -292,7 +292,8 @@ def fit(
                 if len(idx) < 2 and step > 0:  # BatchNorm cannot train on a batch of one
                     continue
                 median = None if part.median is None else part.median[idx]
-                logits = model(augment(part.x[idx], config, generator, median), part.rr[idx])
+                x = augment(part.x[idx], config, generator, median)
+                logits = model(x, augment_rr(part.rr[idx], config, generator))
                 loss = loss_fn(logits, part.y[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
