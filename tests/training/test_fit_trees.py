@@ -13,7 +13,10 @@ import torch
 from conftest import run_cli
 from safetensors.torch import load_file
 
+from beatlab.data.build import Beats
+from beatlab.training.config import TrainConfig
 from beatlab.training.runs import load_run
+from beatlab.training.trees import with_copies
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -97,7 +100,8 @@ def test_trees_train_keep_a_round_and_run_every_command(
 @pytest.mark.parametrize(
     ("sets", "problem"),
     [
-        (("augment_jitter=8", "augment_noise=0.02"), "set augment_noise = 0, augment_jitter = 0"),
+        (("augment_jitter=8", "augment_noise=0.02"), "set augment_copies = K to add K perturbed"),
+        (("augment_copies=2",), "augment_copies needs an augment_* setting"),
         (("balance=oversample", "sampler=balanced"), "sampler 'balanced' draws beats per epoch"),
         (("dropout=0.3",), "dropout does not apply to trees"),
     ],
@@ -113,6 +117,45 @@ def test_what_trees_cannot_use_is_refused_before_training(
     code, _, err = train(capsys, tiny_mitdb.parent, runs, "x", *sets)
     assert code == 2 and problem in err and "Traceback" not in err, err
     assert not (runs / "x").exists()
+
+
+def test_trees_fit_perturbed_copies_drawn_from_the_seed(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = 50
+    beats = Beats(
+        np.random.default_rng(0).random((n, 187), dtype=np.float32),
+        np.arange(n) % 3,
+        np.ones((n, 3), np.float32),
+        np.array(["100"] * n),
+        np.arange(n),
+        np.zeros((n, 187), np.float32),
+    )
+    config = TrainConfig().updated(
+        {"augment_copies": 2, "augment_noise": 0.1, "augment_rr_jitter": 0.04, "seed": 3}
+    )
+    table = with_copies(beats, config)
+    assert len(table) == 3 * n and table.median is None
+    assert np.array_equal(table.x[:n], beats.x) and np.array_equal(table.y, np.tile(beats.y, 3))
+    assert not np.array_equal(table.x[n : 2 * n], beats.x)
+    assert not np.array_equal(table.x[n : 2 * n], table.x[2 * n :])  # each copy its own draw
+    assert np.array_equal(with_copies(beats, config).x, table.x)
+    assert np.array_equal(table.rr[:, 2], beats.rr[np.tile(np.arange(n), 3), 2])
+
+    root, runs = tiny_mitdb.parent, tmp_path / "runs"
+    sets = ("augment_copies=2", "augment_jitter=4", "augment_jitter_at=peak")
+    for name in ("a", "again"):
+        code, _, err = train(capsys, root, runs, name, *sets, "augment_rr_jitter=0.04")
+        assert code == 0, err
+    first, second = (load_file(runs / name / "model.safetensors") for name in ("a", "again"))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    code, _, err = run_cli(
+        capsys,
+        *("train", "--data-dir", str(root), "--runs-dir", str(runs), "--name", "n"),
+        *("--epochs", "1", "--tracking-uri", "none", "--set", "augment_copies=1"),
+    )
+    assert code == 2 and "augment_copies is for tree models" in err, err
+    assert not (runs / "n").exists()
 
 
 def test_a_tree_run_is_not_fine_tuned(

@@ -90,6 +90,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "augment_noise": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: off)"),
     "augment_jitter": (lambda v: 0 <= v < 100, "a whole number of samples from 0 to 99"),
     "augment_stretch": (lambda v: 0 <= v < 0.5, "a number from 0 up to (not including) 0.5"),
+    "augment_copies": (lambda v: 0 <= v <= 20, "a whole number of copies from 0 to 20"),
     "augment_rr_jitter": (lambda v: 0 <= v < 0.25, "a number from 0 up to (not including) 0.25"),
 }
 """Range of each numeric setting; checked wherever a value enters a config, so a bad one fails
@@ -200,6 +201,10 @@ class TrainConfig:
     """How far each R peak may move, as a share of the local R-R (U(-a, a) per peak, drawn
     apart from `augment_jitter`): the previous and next R-R over the local change as a
     detector's misplaced peaks change them. For layouts whose R-R is relative (centred)."""
+    augment_copies: int = 0
+    """Tree models only: fit on the beats plus this many copies perturbed by the augment_*
+    settings (drawn once from `seed`); trees fit one fixed table, where networks draw new
+    perturbations every batch."""
     # transfer
     init_from: str | None = None
     freeze_backbone: bool = False
@@ -318,18 +323,28 @@ class TrainConfig:
         self._check_trees(source)
 
     def _check_trees(self, source: str | Path | None) -> None:
-        """What a tree model, fitted on all beats at once and never by gradients, cannot use."""
+        """What a tree model, fitted on all beats at once and never by gradients, cannot use, and
+        `augment_copies`, which only it can."""
         from beatlab.models.trees import BoostedTrees
 
-        if self.model != BoostedTrees.name:
-            return
         augmented = [key for key in AUGMENT_FIELDS if getattr(self, key)]
-        if augmented:
+        if self.model != BoostedTrees.name:
+            if self.augment_copies:
+                raise BeatlabError(
+                    f"augment_copies is for tree models: model '{self.model}' draws new "
+                    "perturbations every batch (set augment_copies = 0)",
+                    source,
+                )
+            return
+        if augmented and not self.augment_copies:
             raise BeatlabError(
-                f"model '{self.model}' fits the beats as they are cut once: set "
-                f"{', '.join(f'{key} = 0' for key in augmented)} (augmentation perturbs each "
-                "epoch's batches of a network)",
+                f"model '{self.model}' fits one fixed table of beats: set augment_copies = K to "
+                f"add K perturbed copies to it, or {', '.join(f'{key} = 0' for key in augmented)}",
                 source,
+            )
+        if self.augment_copies and not augmented:
+            raise BeatlabError(
+                "augment_copies needs an augment_* setting to perturb the copies with", source
             )
         if self.sampler != "full":
             raise BeatlabError(

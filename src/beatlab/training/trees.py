@@ -5,7 +5,7 @@ share of training *beats*); then each round is scored on the validation part, as
 network would be, and the best by the run's `monitor` is kept (the last one without validation).
 So the history, learning curves, MLflow metrics and Ray Tune reports read as for a network, with
 rounds for epochs. Epochs, batches, optimizer, learning-rate schedule and early stopping do not
-apply; augmentation is refused by `TrainConfig.check`.
+apply. Augmentation comes as `augment_copies` perturbed copies of the training beats, drawn once.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import contextlib
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import repeat
 
 import numpy as np
+import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
@@ -24,6 +26,7 @@ from beatlab.data.build import Beats
 from beatlab.errors import BeatlabError
 from beatlab.models.trees import BoostedTrees, BoostedTreesConfig
 from beatlab.output import make_console
+from beatlab.training.augment import augment, augment_rr, with_needed_medians
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.trainer import (
@@ -40,6 +43,21 @@ def tree_features(model: BoostedTrees, beats: Beats) -> np.ndarray:
     cannot drift apart."""
     data = Tensors.from_beats(beats)
     return model.features(data.x, data.rr).numpy()
+
+
+def with_copies(train: Beats, config: TrainConfig) -> Beats:
+    """The training beats followed by `augment_copies` copies perturbed by the config's augment_*
+    settings, drawn from `seed`: the trees fit one table, so augmentation is more rows."""
+    if not config.augment_copies:
+        return train
+    data = Tensors.from_beats(with_needed_medians(config, train))
+    generator = torch.Generator().manual_seed(config.seed)
+    copies = [replace(train, median=None)]
+    for _ in range(config.augment_copies):
+        x = augment(data.x, config, generator, data.median)
+        rr = augment_rr(data.rr, config, generator)
+        copies.append(replace(train, x=x.numpy(), rr=rr.numpy(), median=None))
+    return Beats.join(copies)
 
 
 def weighted_nll(y: np.ndarray, proba: np.ndarray, weights: np.ndarray) -> float:
@@ -88,6 +106,7 @@ def fit_trees(
         random_state=config.seed % 2**32,
     )
     weights = np.asarray(class_weights or [1.0] * len(classes), dtype=np.float64)
+    train = with_copies(train, config)
     x_train = tree_features(model, train)
     console = make_console()
     start = time.perf_counter()
