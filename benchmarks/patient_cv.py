@@ -244,7 +244,9 @@ def fold_ensembles(
         yield fold.stem, records, Run(out, config, runs[0].classes, model, {})
 
 
-def stability(out: Path, tags: list[str], weights: list[float], shift: int, data_dir: Path) -> None:
+def stability(
+    out: Path, tags: list[str], weights: list[float], shift: int, data_dir: Path, seed: int = 0
+) -> None:
     """The share of DS1 beats whose class (the tags' ensemble deciding with `weights`) stays the
     same with the R peak moved `shift` samples either way, each fold's records classified by that
     fold's runs, which never saw them: what generalization.py measures on DS2."""
@@ -252,7 +254,7 @@ def stability(out: Path, tags: list[str], weights: list[float], shift: int, data
 
     together = alone = total = 0
     for fold, records, run in fold_ensembles(out, tags, weights):
-        kept, kept_alone, beats = shift_counts(run, data_dir, records, shift)
+        kept, kept_alone, beats = shift_counts(run, data_dir, records, shift, seed)
         print(f"{fold}: {kept / beats:.4f}, each beat {kept_alone / beats:.4f} of {beats:,} beats")
         together, alone, total = together + kept, alone + kept_alone, total + beats
     print(
@@ -290,12 +292,15 @@ def main() -> None:
     parser.add_argument(
         "--decision-weights", default="", help="with --shift: one weight per class, comma-separated"
     )
+    parser.add_argument(
+        "--shift-seed", type=int, default=0, help="with --shift: the draw of each beat's way"
+    )
     args = parser.parse_args()
     if args.shift is not None:
         weights = [float(w) for w in args.decision_weights.split(",") if w.strip()]
         tags = args.mean_of or [args.tag or args.config.stem]
         data_dir = resolve_data_dir(Path(args.data_dir) if args.data_dir else None)
-        stability(args.out, tags, weights, args.shift, data_dir)
+        stability(args.out, tags, weights, args.shift, data_dir, args.shift_seed)
         return
     if args.nested:
         if not (args.weigh and args.mean_of):
