@@ -204,7 +204,7 @@ def free_port() -> int:
         (
             "augment_jitter = {choice = [0, 8]}\n",
             ["--model", "gbt", "--scheduler", "fifo"],
-            "set augment_jitter = 0",
+            "or augment_jitter = 0",
         ),
     ],
 )
