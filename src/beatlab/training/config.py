@@ -327,7 +327,6 @@ class TrainConfig:
         `augment_copies`, which only it can."""
         from beatlab.models.trees import BoostedTrees
 
-        augmented = [key for key in AUGMENT_FIELDS if getattr(self, key)]
         if self.model != BoostedTrees.name:
             if self.augment_copies:
                 raise BeatlabError(
@@ -336,6 +335,7 @@ class TrainConfig:
                     source,
                 )
             return
+        augmented = [key for key in AUGMENT_FIELDS if getattr(self, key)]
         if augmented and not self.augment_copies:
             raise BeatlabError(
                 f"model '{self.model}' fits one fixed table of beats: set augment_copies = K to "

@@ -219,6 +219,7 @@ def fit(
     and best weights. `resume` continues after its epoch; `on_state` gets each epoch's state.
     With `config.validate` off, `valid` is empty and the last epoch is the one kept.
     A tree model is fitted by scikit-learn instead (`beatlab.training.trees`)."""
+    train, valid = with_needed_medians(config, train), replace(valid, median=None)
     if isinstance(model, BoostedTrees):
         from beatlab.training.trees import fit_trees  # it builds on this module
 
@@ -237,9 +238,8 @@ def fit(
             f"training needs at least 2 training beats and 1 validation beat, got "
             f"{len(train)} and {len(valid)}"
         )
-    train = with_needed_medians(config, train)
     seed_everything(config.seed)
-    tr, va = Tensors.from_beats(train), Tensors.from_beats(replace(valid, median=None))
+    tr, va = Tensors.from_beats(train), Tensors.from_beats(valid)
     draw = epoch_sampler(train, config.sampler, config.balance, config.epoch_beats)
     weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)

@@ -26,7 +26,7 @@ from beatlab.data.build import Beats
 from beatlab.errors import BeatlabError
 from beatlab.models.trees import BoostedTrees, BoostedTreesConfig
 from beatlab.output import make_console
-from beatlab.training.augment import augment, augment_rr, with_needed_medians
+from beatlab.training.augment import augment, augment_rr
 from beatlab.training.config import TrainConfig
 from beatlab.training.metrics import classification_metrics
 from beatlab.training.trainer import (
@@ -47,10 +47,12 @@ def tree_features(model: BoostedTrees, beats: Beats) -> np.ndarray:
 
 def with_copies(train: Beats, config: TrainConfig) -> Beats:
     """The training beats followed by `augment_copies` copies perturbed by the config's augment_*
-    settings, drawn from `seed`: the trees fit one table, so augmentation is more rows."""
+    settings, drawn from `seed`: the trees fit one table, so augmentation is more rows. The
+    beats carry their records' median beats where jitter at the R peak needs them (`fit` keeps
+    them only there)."""
     if not config.augment_copies:
         return train
-    data = Tensors.from_beats(with_needed_medians(config, train))
+    data = Tensors.from_beats(train)
     generator = torch.Generator().manual_seed(config.seed)
     copies = [replace(train, median=None)]
     for _ in range(config.augment_copies):
