@@ -9,6 +9,7 @@ import pytest
 
 from beatlab.data.layouts import (
     CENTRED,
+    DEVIATION_ALIGNED,
     DEVIATION_MEDIAN_RR,
     KACHUEE,
     get_layout,
@@ -35,7 +36,14 @@ def synthetic(
 
 
 def test_registry() -> None:
-    assert list_layouts() == ["centred", "deviation", "deviation_median_rr", "kachuee", "kaggle"]
+    assert list_layouts() == [
+        "centred",
+        "deviation",
+        "deviation_aligned",
+        "deviation_median_rr",
+        "kachuee",
+        "kaggle",
+    ]
     assert get_layout("kachuee") is KACHUEE and KACHUEE.fs == 125 and KACHUEE.length == 187
     with pytest.raises(BeatlabError, match="did you mean 'centred'"):
         get_layout("centered")
@@ -142,3 +150,38 @@ def test_beats_over_invalid_samples_are_found_and_set_no_record_statistic() -> N
     np.testing.assert_array_equal(x[~gap], alone)
     _, rr_all = segment_beats(flat, FS, peaks, DEVIATION_MEDIAN_RR)
     np.testing.assert_array_equal(rr, rr_all)  # R-R still counts every beat
+
+
+def test_an_aligned_layout_cuts_a_misplaced_peak_where_it_cut_the_true_one() -> None:
+    """A detector's error on one beat (10 samples at 360 Hz either way, its neighbours right)
+    leaves that beat and its R-R as they were; without alignment the beat is cut off the median
+    beat and reads as a large deviation."""
+    signal, peaks = synthetic()
+    t = np.arange(signal.size) / FS
+    for p in peaks:  # a T wave, so the beat is not symmetric about R
+        signal += 0.3 * np.exp(-(((t - p / FS - 0.25) / 0.05) ** 2))
+    signal += np.random.default_rng(0).normal(0, 0.02, signal.size)
+    moved = peaks.copy()
+    moved[5::4] += 10
+    moved[7::4] -= 10
+    x, rr = segment_beats(signal, FS, peaks, DEVIATION_ALIGNED)
+    x_moved, rr_moved = segment_beats(signal, FS, moved, DEVIATION_ALIGNED)
+    np.testing.assert_allclose(x_moved, x, atol=0.05)
+    np.testing.assert_allclose(rr_moved, rr, atol=0.01)
+    plain, _ = segment_beats(signal, FS, peaks, DEVIATION_MEDIAN_RR)
+    plain_moved, rr_plain = segment_beats(signal, FS, moved, DEVIATION_MEDIAN_RR)
+    assert np.abs(plain_moved - plain)[5].max() > 0.5 and np.abs(rr_plain[5, 0] - 1) > 0.03
+    r = round(DEVIATION_ALIGNED.before_s * DEVIATION_ALIGNED.fs)
+    undone = replace(DEVIATION_ALIGNED, deviation=False)
+    assert np.all(np.abs(np.argmax(segment_beats(signal, FS, moved, undone)[0], axis=1) - r) <= 1)
+
+
+def test_an_aligned_layouts_window_reaches_further_and_older_runs_do_not_align() -> None:
+    signal, peaks = synthetic()
+    invalid = np.zeros(len(signal), dtype=bool)
+    invalid[peaks[12] - int(0.29 * FS)] = True  # clear of both windows, within their reach
+    plain = over_invalid(peaks, invalid, DEVIATION_MEDIAN_RR, FS)
+    aligned = over_invalid(peaks, invalid, DEVIATION_ALIGNED, FS)
+    assert not plain.any() and np.flatnonzero(aligned).tolist() == [11, 12]
+    stored = {k: v for k, v in asdict(DEVIATION_MEDIAN_RR).items() if k != "align_s"}
+    assert stored_layout(stored, "deviation_median_rr").align_s == 0.0

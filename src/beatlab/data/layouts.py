@@ -17,6 +17,9 @@ resampled to 250 Hz and cut into a 0.75 s window from 0.25 s before the R peak, 
 the T wave are in it; amplitude is normalised per record by the median QRS amplitude, not per 10 s
 window; the R-R context is relative to the patient's own rhythm. Beats whose window runs past the
 start or end of the record are zero-padded (the band-passed baseline is zero), never dropped.
+`deviation` subtracts the record's median beat; `deviation_median_rr` takes the patient's usual
+R-R as a median; `deviation_aligned` first moves each R peak to where its QRS matches the record's
+median QRS, so a peak a detector misplaced is cut where the true one would have been.
 
 In every layout, a beat whose window holds an invalid sample (WFDB's missing-value marker, a
 lead off) is left out: the reader bridges the gap so filters do not ring, but the beat itself
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import butter, resample_poly, sosfiltfilt
 
 from beatlab import BEAT_LENGTH
@@ -85,6 +89,12 @@ class BuildParams:
     rr_stat: str = "mean"
     """centred: how the patient's usual R-R is taken, locally and over the record: mean, or median
     (not pulled by pauses and runs of premature beats, so a premature beat stands out more)."""
+    align_s: float = 0.0
+    """centred: how far each beat's R peak may move (seconds) to where the beat's QRS, within
+    align_s of its peak, best matches the record's median beat (cross-correlation), before the
+    beat is cut and its R-R taken; 0 keeps the given peaks. A detector that misplaces one peak
+    would otherwise cut a beat off the median it is compared with, and the model reads the
+    difference as another class."""
     rr_edge: str = "neighbour"
     """The interval a record's first beat (previous) and last beat (next) lack: neighbour reuses
     their one interval (Kachuee's reading); median takes the record's median R-R, so that in a
@@ -258,6 +268,33 @@ def segment_kachuee(
     return x.astype(np.float32), rr
 
 
+def _lags(
+    padded: np.ndarray, at: np.ndarray, params: BuildParams, valid: np.ndarray | None
+) -> np.ndarray:
+    """How many samples each peak at `at` (indices into `padded`) moves for `align_s`: the shift
+    within +-reach whose QRS (+-reach around the peak) best matches the record's median QRS;
+    zeros when the layout does not align.
+
+    The median is taken twice, from the `valid` beats: first at the given peaks (blurred where
+    they are misplaced), then at the peaks found with it, centred on its energy so that where the
+    beats are cut does not depend on where the given peaks sat."""
+    reach = int(round(params.align_s * params.fs))
+    pick = slice(None) if valid is None else valid
+    if reach == 0 or not np.any(np.ones(len(at), dtype=bool)[pick]):
+        return np.zeros(len(at), dtype=np.int64)
+    span = 2 * reach + 1
+    wide = padded[(at - 2 * reach)[:, None] + np.arange(span + 2 * reach)[None, :]]
+    windows = sliding_window_view(wide, span, axis=1)  # window k: the peak moved k - reach
+    lag = np.argmax(windows @ np.median(wide[pick][:, reach:-reach], axis=0), axis=1)
+    template = np.median(windows[np.arange(len(at)), lag][pick], axis=0)
+    energy = template**2
+    off = int(round(float(energy @ np.arange(span) / max(energy.sum(), 1e-12)))) - reach
+    template = np.roll(template, -off)
+    template[max(0, span - off) :] = 0.0  # what the roll brought round from the other end
+    template[: max(0, -off)] = 0.0
+    return np.argmax(windows @ template, axis=1).astype(np.int64) - reach
+
+
 def segment_centred(
     signal: np.ndarray,
     fs: float,
@@ -277,7 +314,8 @@ def segment_centred(
     before, n = r_index(params), params.length
     padded = np.concatenate([np.zeros(n, np.float32), sig.astype(np.float32), np.zeros(n)])
     del sig
-    x = padded[(r + n - before)[:, None] + np.arange(n)[None, :]]  # a new array: in place below
+    lag = _lags(padded, r + n, params, valid)
+    x = padded[(r + lag + n - before)[:, None] + np.arange(n)[None, :]]  # new: in place below
     del padded
 
     half = max(1, int(round(params.qrs_s * params.fs)))
@@ -287,7 +325,9 @@ def segment_centred(
     if params.deviation and len(qrs):
         x -= np.median(x if valid is None else x[valid], axis=0)
 
-    prev, nxt = rr_intervals(peaks, fs, len(r), params.rr_edge)
+    # aligned: the peaks where the beats were cut, so a misplaced peak found again has its R-R too
+    moved = (r + lag) * (fs / params.fs) if params.align_s else peaks
+    prev, nxt = rr_intervals(moved, fs, len(r), params.rr_edge)
     if params.rr_stat not in ("mean", "median"):
         raise BeatlabError(f"layout {params.name!r}: unknown rr_stat {params.rr_stat!r}")
     window = pd.Series(prev).rolling(params.rr_local_beats, center=True, min_periods=1)
@@ -368,9 +408,12 @@ def r_index(params: BuildParams) -> int:
 
 
 def beat_span(params: BuildParams, fs: float) -> tuple[int, int]:
-    """Samples at `fs` a beat's window reaches before and after its R peak."""
+    """Samples at `fs` a beat's window reaches before and after its R peak (an aligning layout's
+    window may move by `align_s` either way)."""
     before = params.before_s if params.method == "centred" else 0.0
-    return math.ceil(before * fs), math.ceil((params.length / params.fs - before) * fs)
+    reach = params.align_s if params.method == "centred" else 0.0
+    after = params.length / params.fs - before
+    return math.ceil((before + reach) * fs), math.ceil((after + reach) * fs)
 
 
 def over_invalid(
@@ -456,6 +499,9 @@ CENTRED = register_layout(
 DEVIATION = register_layout(replace(CENTRED, name="deviation", deviation=True))
 DEVIATION_MEDIAN_RR = register_layout(
     replace(DEVIATION, name="deviation_median_rr", rr_stat="median")
+)
+DEVIATION_ALIGNED = register_layout(
+    replace(DEVIATION_MEDIAN_RR, name="deviation_aligned", align_s=0.1)
 )
 KAGGLE = register_layout(
     replace(
