@@ -61,6 +61,6 @@ def test_config_trains(path: Path, real_data_dir: Path, tmp_path: Path) -> None:
 
 def test_new_patients_config_is_patient_wise_and_augmented() -> None:
     config = load_config(CONFIGS / "new_patients.toml")
-    assert (config.split, config.layout, config.db) == ("inter", "deviation_median_rr", "mitdb")
+    assert (config.split, config.layout, config.db) == ("inter", "deviation_aligned", "mitdb")
     assert config.augment_jitter > 0 and config.augment_scale > 0
     assert config.hparams["use_rr"] and config.hparams["rr_norm"]

@@ -279,8 +279,8 @@ def _lags(
     they are misplaced), then at the peaks found with it, centred on its energy so that where the
     beats are cut does not depend on where the given peaks sat."""
     reach = int(round(params.align_s * params.fs))
-    pick = slice(None) if valid is None else valid
-    if reach == 0 or not np.any(np.ones(len(at), dtype=bool)[pick]):
+    pick = np.ones(len(at), dtype=bool) if valid is None else valid
+    if reach == 0 or not pick.any():
         return np.zeros(len(at), dtype=np.int64)
     span = 2 * reach + 1
     wide = padded[(at - 2 * reach)[:, None] + np.arange(span + 2 * reach)[None, :]]
