@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--excerpts", type=int, default=10, help="excerpts per record")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports/cv"))
-    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     weights = [float(w) for w in args.decision_weights.split(",") if w.strip()]
     data_dir, rng = resolve_data_dir(args.data_dir), np.random.default_rng(args.seed)
