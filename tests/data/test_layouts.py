@@ -185,3 +185,5 @@ def test_an_aligned_layouts_window_reaches_further_and_older_runs_do_not_align()
     assert not plain.any() and np.flatnonzero(aligned).tolist() == [11, 12]
     stored = {k: v for k, v in asdict(DEVIATION_MEDIAN_RR).items() if k != "align_s"}
     assert stored_layout(stored, "deviation_median_rr").align_s == 0.0
+    with pytest.raises(BeatlabError, match="align_s must be 0 or more, got -0.1"):
+        stored_layout({**asdict(DEVIATION_ALIGNED), "align_s": -0.1}, "deviation_aligned")

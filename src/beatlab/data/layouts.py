@@ -398,6 +398,10 @@ def stored_layout(stored: Any, name: str, source: Path | str | None = None) -> B
     params = BuildParams(**stored)
     if params.method not in SEGMENTERS:
         raise BeatlabError(f"'layout_params': unknown method {params.method!r}", source)
+    if params.align_s < 0:
+        raise BeatlabError(
+            f"'layout_params': align_s must be 0 or more, got {params.align_s}", source
+        )
     return params
 
 
