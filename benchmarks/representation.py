@@ -57,15 +57,16 @@ def held_out_proba(
 
 
 def features(beats: Beats, keep: np.ndarray | None, which: str | int) -> np.ndarray:
-    """The learner's rows: R-R only, or R-R plus every 6th sample of lead `which` (an index)
-    or of every lead, of the beats `keep` flags (all where None)."""
+    """The learner's rows: the first lead's R-R only, or R-R plus every 6th sample of lead
+    `which` (an index) or of every lead, of the beats `keep` flags (all where None)."""
     beats = beats if keep is None else beats.take(np.flatnonzero(keep))
     leads = beats.x[:, None] if beats.x.ndim == 2 else beats.x
+    rr = beats.rr if beats.rr.ndim == 2 else beats.rr[:, 0]
     if which == "rr":
-        return beats.rr
+        return rr
     if which == "every":
-        return np.hstack([beats.rr, leads[:, :, ::6].reshape(len(leads), -1)])
-    return np.hstack([beats.rr, leads[:, int(which), ::6]])
+        return np.hstack([rr, leads[:, :, ::6].reshape(len(leads), -1)])
+    return np.hstack([rr, leads[:, int(which), ::6]])
 
 
 def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:

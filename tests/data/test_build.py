@@ -150,9 +150,10 @@ def test_a_beat_over_invalid_samples_of_one_lead_is_left_out_of_every_lead(
     assert len(mlii) == 50 and len(both) == 50 - len(over) and both.x.shape[1:] == (2, 187)
     in_100 = both.sample[both.record == "100"]
     assert not np.isin(over, in_100).any() and leads == {"100": "MLII|V1", "101": "MLII|V1"}
-    np.testing.assert_array_equal(
-        both.x[:, 0], mlii.take((mlii.record != "100") | ~np.isin(mlii.sample, over)).x
-    )
+    kept = mlii.take((mlii.record != "100") | ~np.isin(mlii.sample, over))
+    np.testing.assert_array_equal(both.x[:, 0], kept.x)
+    assert both.rr.shape == (len(both), 2, 3)  # each lead's own R-R (aligning layouts differ)
+    np.testing.assert_array_equal(both.rr[:, 0], kept.rr)
 
 
 @pytest.mark.parametrize(

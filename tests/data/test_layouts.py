@@ -16,6 +16,7 @@ from beatlab.data.layouts import (
     list_layouts,
     over_invalid,
     segment_beats,
+    segment_leads,
     stored_layout,
 )
 from beatlab.errors import BeatlabError
@@ -174,6 +175,25 @@ def test_an_aligned_layout_cuts_a_misplaced_peak_where_it_cut_the_true_one() -> 
     r = round(DEVIATION_ALIGNED.before_s * DEVIATION_ALIGNED.fs)
     undone = replace(DEVIATION_ALIGNED, deviation=False)
     assert np.all(np.abs(np.argmax(segment_beats(signal, FS, moved, undone)[0], axis=1) - r) <= 1)
+
+
+def test_each_lead_keeps_its_own_r_r_where_alignment_moves_its_peaks_apart() -> None:
+    """Members of an ensemble over leads were each trained on their own lead's aligned R-R, so a
+    record's leads are served theirs, not the first lead's."""
+    first, peaks = synthetic()
+    t = np.arange(first.size) / FS
+    late = np.zeros(len(peaks), dtype=int)
+    late[5::4] = 10  # where this lead's R wave sits after the annotated peak
+    second = sum(np.exp(-(((t - r / FS) / 0.01) ** 2)) for r in peaks + late)
+    x, rr = segment_leads([first, second], FS, peaks, DEVIATION_ALIGNED)
+    assert x.shape == (len(peaks), 2, 187) and rr.shape == (len(peaks), 2, 3)
+    for lead, signal in enumerate((first, second)):
+        np.testing.assert_array_equal(
+            rr[:, lead], segment_beats(signal, FS, peaks, DEVIATION_ALIGNED)[1]
+        )
+    assert np.abs(rr[:, 1] - rr[:, 0]).max() > 0.01
+    _, plain = segment_leads([first, second], FS, peaks, DEVIATION_MEDIAN_RR)
+    np.testing.assert_array_equal(plain[:, 1], plain[:, 0])  # without alignment, the same peaks
 
 
 def test_an_aligned_layouts_window_reaches_further_and_older_runs_do_not_align() -> None:

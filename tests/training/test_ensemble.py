@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 import torch
@@ -247,8 +248,9 @@ def test_members_on_different_leads_read_one_lead_each(
     tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, runs = tiny_mitdb.parent, tmp_path / "runs"
-    a = train(capsys, root, runs, "a")  # the database's preferred lead: MLII
-    b = train(capsys, root, runs, "b", "lead=V2,V1")  # the first of these each record has
+    aligned = "layout=deviation_aligned"  # moves each lead's peaks on its own: R-R per lead
+    a = train(capsys, root, runs, "a", aligned)  # the database's preferred lead: MLII
+    b = train(capsys, root, runs, "b", aligned, "lead=V2,V1")  # the first each record has
     code, _, err = run_cli(
         capsys, "ensemble", str(a), str(b), "--name", "e", "--runs-dir", str(runs)
     )
@@ -257,10 +259,10 @@ def test_members_on_different_leads_read_one_lead_each(
     assert json.loads((e / "run.json").read_text())["channels"] == [0, 1]
     assert load_run(e).config.lead == "|V2,V1"
 
-    beats, rr = torch.rand(8, 2, 187), 0.5 + torch.rand(8, 3)
+    beats, rr = torch.rand(8, 2, 187), 0.5 + torch.rand(8, 2, 3)
     with torch.no_grad():
         models = [load_run(r).model for r in (a, b)]
-        mean = sum(m(beats[:, i], rr).softmax(dim=1) for i, m in enumerate(models)) / 2
+        mean = sum(m(beats[:, i], rr[:, i]).softmax(dim=1) for i, m in enumerate(models)) / 2
         joined = load_run(e).model(beats, rr).softmax(dim=1)
     torch.testing.assert_close(joined, mean)
 
@@ -307,6 +309,14 @@ def test_members_on_different_leads_read_one_lead_each(
         str(tmp_path / "x.csv"),
     )
     assert code == 2 and "beat_shape" in err, err
+    old = tmp_path / "old.onnx"  # exported before each lead had its own R-R: (batch, 3)
+    proto = onnx.load(str(onnx_file))
+    meta = json.loads(proto.metadata_props[0].value)
+    del meta["rr_shape"]
+    onnx.helper.set_model_props(proto, {"beatlab": json.dumps(meta)})
+    onnx.save(proto, str(old))
+    code, _, err = run_cli(capsys, *args[:5], "--onnx", str(old), "--out", str(tmp_path / "p.csv"))
+    assert code == 2 and "'rr_shape': [3]" in err and "'rr_shape': [2, 3]" in err, err
 
     code, _, err = run_cli(capsys, *args[:5], "--lead", "MLII", "--out", str(tmp_path / "l.csv"))
     assert code == 2 and "reads 2 lead(s)" in err and "joined by '|'" in err, err

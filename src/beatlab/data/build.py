@@ -59,7 +59,7 @@ class Beats:
 
     x: np.ndarray  # (n, 187) float32, each beat in [0, 1], zero-padded
     y: np.ndarray  # (n,) int64 class labels
-    rr: np.ndarray  # (n, 3) float32 R-R context in seconds
+    rr: np.ndarray  # (n, 3) float32 R-R context ((n, channels, 3) with x's channels)
     record: np.ndarray  # (n,) str record id ("" for synthetic beats)
     sample: np.ndarray  # (n,) int64 R-peak sample index at the record's own rate (-1: synthetic)
     median: np.ndarray | None = None
@@ -558,9 +558,10 @@ def ensure_channel_beats(
     data_dir: Path, params: BuildParams, *, db: DatabaseSpec = MITDB, lead: str | None = None
 ) -> tuple[Beats, list[Path], dict[str, str]]:
     """`ensure_beats` for each channel of `lead`: with several, the beats of every lead stacked
-    into (n, channels, length) beats, cut at the same R peaks (those every lead has: a beat over
-    invalid samples of one lead is left out of all). Returns the beats, their caches and the
-    lead(s) each record's beats were cut from (`MLII|V1` with two channels)."""
+    into (n, channels, length) beats and their R-R into (n, channels, 3), cut at the same R
+    peaks (those every lead has: a beat over invalid samples of one lead is left out of all).
+    Returns the beats, their caches and the lead(s) each record's beats were cut from
+    (`MLII|V1` with two channels)."""
     parts, paths, leads = [], [], []
     for choice in channel_leads(lead):
         beats, path, _ = ensure_beats(data_dir, params, db=db, lead=choice)
@@ -579,5 +580,5 @@ def ensure_channel_beats(
     ]
     first = parts[0]
     joined = {r: CHANNEL_SEPARATOR.join(str(m.get(r, "?")) for m in leads) for r in leads[0]}
-    x = np.stack([b.x for b in parts], axis=1)
-    return Beats(x, first.y, first.rr, first.record, first.sample), paths, joined
+    x, rr = (np.stack([getattr(b, k) for b in parts], axis=1) for k in ("x", "rr"))
+    return Beats(x, first.y, rr, first.record, first.sample), paths, joined

@@ -459,12 +459,14 @@ def segment_leads(
     marks: np.ndarray | None = None,
     valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`segment_beats` of each of a record's leads at the same R peaks: (n, length) beats for
-    one lead, (n, leads, length) for several (an ensemble whose members read different leads);
-    the R-R context depends on the peaks alone."""
+    """`segment_beats` of each of a record's leads at the same R peaks: (n, length) beats and
+    (n, 3) R-R for one lead, (n, leads, length) and (n, leads, 3) for several (an ensemble whose
+    members read different leads). Each lead has its own R-R, since an aligning layout moves
+    each lead's peaks on its own."""
     cut = [segment_beats(signal, fs, peaks, params, marks, valid) for signal in signals]
-    x = cut[0][0] if len(cut) == 1 else np.stack([beats for beats, _ in cut], axis=1)
-    return x, cut[0][1]
+    if len(cut) == 1:
+        return cut[0]
+    return np.stack([x for x, _ in cut], axis=1), np.stack([rr for _, rr in cut], axis=1)
 
 
 def segment_clear(

@@ -1,7 +1,8 @@
 """Export a trained model for deployment: ONNX (for ONNX Runtime) or TorchScript (for LibTorch).
 
-Either file takes `beats` (batch, 187) float32 in [0, 1], plus `rr` (batch, 3) R-R seconds when
-the model uses them, and returns `logits` (batch, classes); the batch size is free. The class
+Either file takes `beats` (batch, 187) float32 in [0, 1], plus `rr` (batch, 3) R-R context when
+the model uses it, and returns `logits` (batch, classes); the batch size is free. An ensemble over
+several leads takes one row per lead of each: (batch, leads, 187) and (batch, leads, 3). The class
 names travel inside the file (ONNX metadata `beatlab`, TorchScript extra file `beatlab.json`).
 `export_int8` writes a statically quantised ONNX copy for fast CPU inference, and `OnnxRunner`
 classifies beats with either file the fast way.
@@ -54,7 +55,7 @@ def example_inputs(model: BeatModel, batch: int = 2) -> tuple[torch.Tensor, ...]
     beats = torch.rand(batch, *model.beat_shape, generator=generator)
     if not model.use_rr:
         return (beats,)
-    return beats, 0.5 + torch.rand(batch, RR_FEATURES, generator=generator)
+    return beats, 0.5 + torch.rand(batch, *model.rr_shape, generator=generator)
 
 
 def export_metadata(
@@ -71,6 +72,7 @@ def export_metadata(
         "layout": layout.name,
         "layout_params": layout_params(layout),
         "beat_shape": list(model.beat_shape),
+        "rr_shape": list(model.rr_shape) if model.use_rr else None,
         "beatlab_version": __version__,
     }
 
@@ -180,10 +182,13 @@ def runner_for(run: Run, path: Path, workers: int | None = None) -> OnnxRunner:
         "inputs": input_names(run.model),
         "layout": run.config.layout,
         "beat_shape": list(run.model.beat_shape),
+        "rr_shape": list(run.model.rr_shape) if run.model.use_rr else None,
     }
     theirs = {key: runner.metadata.get(key) for key in ours}
     theirs["layout"] = theirs["layout"] or "kachuee"  # exports before layouts existed
     theirs["beat_shape"] = theirs["beat_shape"] or [BEAT_LENGTH]  # before ensembles of leads
+    if "rr_shape" not in runner.metadata and "rr" in (theirs["inputs"] or []):
+        theirs["rr_shape"] = [RR_FEATURES]  # before each lead had its own R-R
     if theirs != ours:
         raise BeatlabError(f"exported from {theirs}, but run {run.path.name} is {ours}", path)
     if runner.metadata.get("layout_params", layout_params(run.layout)) != layout_params(run.layout):
@@ -273,7 +278,8 @@ class OnnxRunner:
         self.sessions = [onnx_session(path, threads=1) for _ in range(self.workers)]
 
     def predict_proba(self, beats: np.ndarray, rr: np.ndarray | None = None) -> np.ndarray:
-        """(n, classes) probabilities of (n, 187) beats; `rr` (n, 3) when the model uses it."""
+        """(n, classes) probabilities of (n, 187) beats; `rr` (n, 3) when the model uses it (an
+        ensemble over leads: one row per lead of each)."""
         if rr is None:
             rr = np.zeros((len(beats), RR_FEATURES), np.float32)
         bounds = np.linspace(0, len(beats), self.workers + 1).astype(int)

@@ -149,17 +149,24 @@ class BeatModel(nn.Module):
         per lead)."""
         return (BEAT_LENGTH,)
 
+    @property
+    def rr_shape(self) -> tuple[int, ...]:
+        """One beat's R-R context as the model reads it (an ensemble over several leads: one row
+        per lead, each cut at its own lead's R peaks)."""
+        return (RR_FEATURES,)
+
     def _check_inputs(self, x: Tensor, rr: Tensor | None) -> None:
         if tuple(x.shape[1:]) != self.beat_shape:
             shape = ", ".join(map(str, self.beat_shape))
             raise BeatlabError(
                 f"model '{self.name}' expects beats shaped (batch, {shape}), got {tuple(x.shape)}"
             )
-        if self.use_rr and (rr is None or rr.shape != (x.shape[0], RR_FEATURES)):
+        if self.use_rr and (rr is None or tuple(rr.shape) != (x.shape[0], *self.rr_shape)):
             got = None if rr is None else tuple(rr.shape)
+            shape = ", ".join(map(str, self.rr_shape))
             raise BeatlabError(
                 f"model '{self.name}' was built with use_rr=True and needs rr shaped "
-                f"(batch, {RR_FEATURES}) = ({x.shape[0]}, {RR_FEATURES}), got {got}"
+                f"(batch, {shape}) = {(x.shape[0], *self.rr_shape)}, got {got}"
             )
 
     def reset_head(self, num_classes: int) -> None:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from beatlab import BEAT_LENGTH
 from beatlab.data.databases import find_lead
-from beatlab.models.base import BeatModel
+from beatlab.models.base import RR_FEATURES, BeatModel
 
 
 class MeanEnsemble(BeatModel):
@@ -68,6 +68,14 @@ class MeanEnsemble(BeatModel):
         return (max(self.channels) + 1, BEAT_LENGTH)
 
     @property
+    def rr_shape(self) -> tuple[int, ...]:
+        """Over several leads, each lead's own R-R: with aligned peaks (`align_s`) a lead's
+        peaks move on their own, and each member was trained on its lead's R-R."""
+        if self.channels is None:
+            return (RR_FEATURES,)
+        return (max(self.channels) + 1, RR_FEATURES)
+
+    @property
     def hparams(self) -> dict[str, Any]:
         """The members' model and settings where they share them, else each member's model."""
         members = [m for m in self.members if isinstance(m, BeatModel)]
@@ -82,9 +90,12 @@ class MeanEnsemble(BeatModel):
     def forward(self, x: Tensor, rr: Tensor | None = None) -> Tensor:
         if not torch.jit.is_tracing():
             self._check_inputs(x, rr)
-        inputs = [x[:, c] for c in self.channels] if self.channels else [x] * len(self.members)
+        if self.channels is None:
+            inputs = [(x, rr)] * len(self.members)
+        else:
+            inputs = [(x[:, c], None if rr is None else rr[:, c]) for c in self.channels]
         each = torch.stack(
-            [m(beats, rr).softmax(dim=1) for m, beats in zip(self.members, inputs, strict=True)]
+            [m(*read).softmax(dim=1) for m, read in zip(self.members, inputs, strict=True)]
         )
         proba = each.mean(dim=0) if self.weights is None else torch.tensordot(self.share, each, 1)
         return self.decided(proba.clamp_min(1e-12).log())

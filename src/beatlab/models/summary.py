@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from beatlab.models.base import RR_FEATURES, BeatModel
+from beatlab.models.base import BeatModel
 
 ATOMIC: tuple[type[nn.Module], ...] = (nn.MultiheadAttention,)
 """Modules shown as one row: their children are not called through forward (so hooks on them
@@ -67,7 +67,11 @@ def describe(model: BeatModel) -> list[dict[str, Any]]:
         model.eval()
         p = next(model.parameters(), torch.zeros(()))  # a tree model has none
         x = torch.zeros(1, *model.beat_shape, device=p.device, dtype=p.dtype)
-        rr = torch.zeros(1, RR_FEATURES, device=p.device, dtype=p.dtype) if model.use_rr else None
+        rr = (
+            torch.zeros(1, *model.rr_shape, device=p.device, dtype=p.dtype)
+            if model.use_rr
+            else None
+        )
         model(x, rr)
     finally:
         for h in handles:
