@@ -89,10 +89,11 @@ def test_trees_train_keep_a_round_and_run_every_command(
         code, _, err = run_cli(capsys, "export", "--run", str(run), "--int8", "--out", str(int8))
         assert code == 2 and "has none (export it without --int8" in err, err
         assert not int8.exists()
-    beats, rr = torch.rand(4, 2, 187), 0.5 + torch.rand(4, 3)
+    beats, rr = torch.rand(4, 2, 187), 0.5 + torch.rand(4, 2, 3)  # each lead's own R-R
     with torch.no_grad():
         mean = sum(
-            load_run(r).model(beats[:, i], rr).softmax(1) for i, r in enumerate((a, runs / "b"))
+            load_run(r).model(beats[:, i], rr[:, i]).softmax(1)
+            for i, r in enumerate((a, runs / "b"))
         )
         torch.testing.assert_close(load_run(e).model(beats, rr).softmax(1), mean / 2)
 
