@@ -489,3 +489,53 @@ def test_record_edges_score_both_readings_of_each_excerpt(tiny_mitdb: Path, tmp_
     for position, row in table.set_index("position").iterrows():
         part = beats[beats["position"] == position]
         assert row["acc, median"] == round(float((part["median"] == part["label"]).mean()), 3)
+
+
+def test_missing_lead_reads_each_record_three_ways(
+    tiny_mitdb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """benchmarks/missing_lead.py: both leads as `predict` reads them, the second lead's members
+    alone (what `predict` does without the first lead) and every member on the second lead."""
+    missing_lead = benchmark("missing_lead")
+    from beatlab.data.layouts import segment_leads
+    from beatlab.deploy.predict import classify
+    from beatlab.training.runs import load_run
+
+    runs, root = tmp_path / "runs", tiny_mitdb.parent
+    for name, lead in (("a", "MLII"), ("b", "V1")):
+        config = TrainConfig(
+            data_dir=str(root),
+            layout="deviation_aligned",
+            epochs=1,
+            lead=lead,
+            seed=1,
+            hparams={"use_rr": True},
+        )
+        train_run(config, runs, name=name, tracking_uri="none", progress=False)
+    code, _, err = run_cli(
+        capsys, "ensemble", str(runs / "a"), str(runs / "b"), "--name", "e", "--runs-dir", str(runs)
+    )
+    assert code == 0, err
+    run, second = load_run(runs / "e"), load_run(runs / "b")
+    out = missing_lead.readings(run, root, ("100",))
+    assert list(out) == list(missing_lead.READINGS)
+    record = wfdb.rdrecord(str(tiny_mitdb / "100"))
+    peaks = wfdb.rdann(str(tiny_mitdb / "100"), "atr").sample
+    mlii, v1 = record.p_signal[:, 0], record.p_signal[:, 1]
+    expected = {
+        "each its own lead": classify(
+            run.model, *segment_leads([mlii, v1], 360, peaks, run.layout)
+        ),
+        "the second lead's members alone": classify(
+            second.model, *segment_leads([v1], 360, peaks, run.layout)
+        ),
+        "all on the second lead": classify(
+            run.model, *segment_leads([v1, v1], 360, peaks, run.layout)
+        ),
+    }
+    for reading, proba in expected.items():
+        (y,), (got,) = out[reading]
+        assert len(y) == len(peaks)
+        np.testing.assert_allclose(got, proba, atol=1e-6)
+    with pytest.raises(BeatlabError, match="two leads"):
+        missing_lead.readings(second, root, ("100",))
