@@ -51,7 +51,7 @@ def main() -> None:
         data = Tensors(
             torch.randn(args.beats, *model.beat_shape),
             torch.zeros(args.beats, dtype=torch.int64),
-            torch.randn(args.beats, 3),
+            torch.randn(args.beats, *model.rr_shape),
         )
         sizes = (args.baseline, args.batch)
         probas = {size: predict_proba(model, data, size) for size in sizes}  # the warm-up
