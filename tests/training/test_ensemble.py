@@ -458,6 +458,9 @@ def test_members_of_different_models_are_each_rebuilt_from_their_own_config(
     onnx_file = tmp_path / "e.onnx"
     code, _, err = run_cli(capsys, "export", "--run", str(e), "--out", str(onnx_file))
     assert code == 0, err
+    int8 = tmp_path / "e.int8.onnx"  # the trees' features would be quantised: refused, not crashed
+    code, _, err = run_cli(capsys, "export", "--run", str(e), "--int8", "--out", str(int8))
+    assert code == 2 and "the ensemble's 1 tree member(s) have none" in err and not int8.exists()
     record = ("--run", str(e), "--record", str(tiny_mitdb / "100"))
     code, _, err = run_cli(capsys, "predict", *record, "--out", str(tmp_path / "p.csv"))
     assert code == 0, err

@@ -101,13 +101,26 @@ def export_model(
 
 
 def check_quantizable(model: BeatModel) -> None:
-    """int8 quantises a network's weights; a tree model (or an ensemble of them) has none, and
-    quantising its thresholds would move its splits."""
-    if next(model.parameters(), None) is None:
-        raise BeatlabError(
-            f"--int8 quantises a network's weights; model '{model.name}' has none (export it "
-            "without --int8: the fp32 file is the model itself)"
-        )
+    """int8 quantises a network's weights and the activations between them; a tree model has
+    no weights, and quantising the features its thresholds compare would move its splits. So
+    neither a tree model nor an ensemble holding one is quantised (ONNX Runtime's shape inference
+    fails on their graph too)."""
+    trees = [
+        m
+        for m in model.modules()
+        if isinstance(m, BeatModel) and next(m.parameters(), None) is None
+    ]
+    if not trees:
+        return
+    holds = (
+        f"model '{model.name}' has none"
+        if trees[0] is model
+        else f"the ensemble's {len(trees)} tree member(s) have none"
+    )
+    raise BeatlabError(
+        f"--int8 quantises a network's weights; {holds} (export it without --int8: the fp32 "
+        "file is the model itself)"
+    )
 
 
 def export_int8(
