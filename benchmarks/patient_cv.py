@@ -125,8 +125,24 @@ def pooled(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return y[order], proba[order], record[order]
 
 
+def check_plain(folder: Path) -> None:
+    """Refuse a tag whose fold runs decide with `decision_weights`: their saved probabilities are
+    weighted already, and every table here weighs at scoring, so they would be weighted twice."""
+    for config in sorted(folder.glob("runs/fold*/config.json")):
+        weights = json.loads(config.read_text()).get("hparams", {}).get("decision_weights")
+        if weights:
+            raise BeatlabError(
+                f"its fold runs decide with decision_weights {weights}: their saved probabilities "
+                'would be weighted twice here (train the tag with --set "decision_weights=[]")',
+                config,
+            )
+
+
 def same_beats(out: Path, tags: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The tags' pooled folds, checked to hold the same beats in the same order."""
+    """The tags' pooled folds, checked to hold the same beats in the same order and plain
+    probabilities (`check_plain`)."""
+    for tag in tags:
+        check_plain(out / tag)
     tables = [pooled(out / tag) for tag in tags]
     y, _, record = tables[0]
     for tag, (other_y, _, other_record) in zip(tags[1:], tables[1:], strict=True):

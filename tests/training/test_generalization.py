@@ -467,6 +467,21 @@ def test_nested_weight_is_chosen_on_the_other_folds(
     ]
 
 
+def test_scoring_refuses_fold_runs_that_weighed_already(tmp_path: Path) -> None:
+    """A tag trained with decision_weights saved weighted probabilities; the scripts weigh at
+    scoring, so they would weigh it twice (a session's run did, once): refused, naming the file."""
+    patient_cv = benchmark("patient_cv")
+    for tag, weights in (("plain", []), ("weighted", [1, 4, 1, 1, 1])):
+        runs = tmp_path / tag / "runs" / "fold0"
+        runs.mkdir(parents=True)
+        (runs / "config.json").write_text(json.dumps({"hparams": {"decision_weights": weights}}))
+        y = np.zeros(4, dtype=np.int64)
+        np.savez(tmp_path / tag / "fold0.npz", y=y, proba=np.eye(5)[y], record=np.full(4, "a"))
+    assert len(patient_cv.same_beats(tmp_path, ["plain"])) == 1
+    with pytest.raises(BeatlabError, match=r"decision_weights \[1, 4, 1, 1, 1\]: their saved"):
+        patient_cv.same_beats(tmp_path, ["plain", "weighted"])
+
+
 def test_record_edges_score_both_readings_of_each_excerpt(tiny_mitdb: Path, tmp_path: Path) -> None:
     """benchmarks/record_edges.py: every excerpt has one first and one last beat, each beat is
     classified under both `rr_edge` readings, and the summary compares them position by position."""
