@@ -49,6 +49,16 @@ def input_names(model: BeatModel) -> list[str]:
     return ["beats", "rr"] if model.use_rr else ["beats"]
 
 
+def input_shapes(model: BeatModel) -> dict[str, Any]:
+    """What an export of `model` takes, as its metadata states it: the input names and one
+    beat's shape, and its R-R's where it takes them."""
+    return {
+        "inputs": input_names(model),
+        "beat_shape": list(model.beat_shape),
+        "rr_shape": list(model.rr_shape) if model.use_rr else None,
+    }
+
+
 def example_inputs(model: BeatModel, batch: int = 2) -> tuple[torch.Tensor, ...]:
     """Inputs to trace with; random values, since only their shapes end up in the graph."""
     generator = torch.Generator().manual_seed(0)
@@ -68,11 +78,9 @@ def export_metadata(
         "model": model.name,
         "run": name,
         "classes": list(classes),
-        "inputs": input_names(model),
+        **input_shapes(model),
         "layout": layout.name,
         "layout_params": layout_params(layout),
-        "beat_shape": list(model.beat_shape),
-        "rr_shape": list(model.rr_shape) if model.use_rr else None,
         "beatlab_version": __version__,
     }
 
@@ -192,10 +200,8 @@ def runner_for(run: Run, path: Path, workers: int | None = None) -> OnnxRunner:
     ours = {
         "model": run.model.name,
         "classes": list(run.classes),
-        "inputs": input_names(run.model),
         "layout": run.config.layout,
-        "beat_shape": list(run.model.beat_shape),
-        "rr_shape": list(run.model.rr_shape) if run.model.use_rr else None,
+        **input_shapes(run.model),
     }
     theirs = {key: runner.metadata.get(key) for key in ours}
     theirs["layout"] = theirs["layout"] or "kachuee"  # exports before layouts existed

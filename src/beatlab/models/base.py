@@ -151,9 +151,9 @@ class BeatModel(nn.Module):
 
     @property
     def rr_shape(self) -> tuple[int, ...]:
-        """One beat's R-R context as the model reads it (an ensemble over several leads: one row
-        per lead, each cut at its own lead's R peaks)."""
-        return (RR_FEATURES,)
+        """One beat's R-R context as the model reads it: a row per row of the beat (an ensemble
+        over several leads reads each lead's own R-R, cut at that lead's R peaks)."""
+        return (*self.beat_shape[:-1], RR_FEATURES)
 
     def _check_inputs(self, x: Tensor, rr: Tensor | None) -> None:
         if tuple(x.shape[1:]) != self.beat_shape:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from beatlab import BEAT_LENGTH
 from beatlab.data.databases import find_lead
-from beatlab.models.base import RR_FEATURES, BeatModel
+from beatlab.models.base import BeatModel
 
 
 class MeanEnsemble(BeatModel):
@@ -66,14 +66,6 @@ class MeanEnsemble(BeatModel):
         if self.channels is None:
             return (BEAT_LENGTH,)
         return (max(self.channels) + 1, BEAT_LENGTH)
-
-    @property
-    def rr_shape(self) -> tuple[int, ...]:
-        """Over several leads, each lead's own R-R: with aligned peaks (`align_s`) a lead's
-        peaks move on their own, and each member was trained on its lead's R-R."""
-        if self.channels is None:
-            return (RR_FEATURES,)
-        return (max(self.channels) + 1, RR_FEATURES)
 
     @property
     def hparams(self) -> dict[str, Any]:
