@@ -38,7 +38,8 @@ class BoostedTreesConfig(BeatConfig):
     l2_regularization: float = 0.0
     stride: int = 6
     """Every `stride`-th sample of the beat is a feature: a tree splits on one sample at a
-    time, and the neighbours of a sample add fitting time more than information."""
+    time, so fewer samples fit faster. The model for new recordings reads every 3rd, a rate
+    above twice its beats' 40 Hz band (docs/new_patients.md, thirty-first session)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
