@@ -554,3 +554,57 @@ def test_missing_lead_reads_each_record_three_ways(
         np.testing.assert_allclose(got, proba, atol=1e-6)
     with pytest.raises(BeatlabError, match="two leads"):
         missing_lead.readings(second, root, ("100",))
+
+
+def test_noise_is_added_at_the_asked_snr_and_scored_beside_the_clean_reading(
+    tiny_mitdb: Path, tmp_path: Path
+) -> None:
+    """benchmarks/noise.py: each kind lands at the asked SNR (the NSTDB's: QRS peak-to-peak
+    squared over 8, against the noise's mean square), in its band, the same draw at every SNR;
+    the annotations come along; and the table scores the noisy readings beside the clean one."""
+    noise = benchmark("noise")
+    from beatlab.deploy.predict import predict_records
+    from beatlab.training.crossdb import records_metrics
+    from beatlab.training.runs import load_run
+
+    base = tiny_mitdb / "100"
+    clean = wfdb.rdrecord(str(base)).p_signal
+    peaks = wfdb.rdann(str(base), "atr").sample
+    bands = {"muscle": (0.0, 180.0), "motion": (0.5, 20.0), "wander": (0.0, 1.0)}  # an octave out
+    for kind, (low, high) in bands.items():
+        added = {}
+        for snr in (6.0, 12.0):
+            out = tmp_path / f"{kind}{snr:g}"
+            out.mkdir()
+            copy = noise.noisy_copy(base, out, kind, snr, seed=0)
+            assert wfdb.rdrecord(str(copy)).sig_name == ["MLII", "V1"]
+            np.testing.assert_array_equal(wfdb.rdann(str(copy), "atr").sample, peaks)
+            added[snr] = wfdb.rdrecord(str(copy)).p_signal - clean
+            for c in range(2):
+                power = noise.qrs_power(clean[:, c], peaks, 360)
+                got = 10 * np.log10(power / np.mean(added[snr][:, c] ** 2))
+                assert abs(got - snr) < 0.1, (kind, c, got)
+        lead = added[6.0][:, 0]
+        spectrum = np.abs(np.fft.rfft(lead * np.hanning(len(lead)))) ** 2  # no leak at the ends
+        freq = np.fft.rfftfreq(len(lead), 1 / 360)
+        assert spectrum[(freq >= low) & (freq <= high)].sum() > 0.9 * spectrum.sum(), kind
+        np.testing.assert_allclose(added[12.0], added[6.0] * 10 ** (-6 / 20), atol=1e-3)
+
+    config = TrainConfig(
+        data_dir=str(tiny_mitdb.parent), layout="centred", epochs=1, hparams={"use_rr": True}
+    )
+    run = load_run(train_run(config, tmp_path / "runs", name="c", tracking_uri="none"))
+    paths = [tiny_mitdb / "100", tiny_mitdb / "101"]
+    table = noise.measure(run, paths, ["muscle", "wander"], [80.0, -20.0])
+    assert list(table["noise"]) == ["none", "muscle", "muscle", "wander", "wander"]
+    done, _ = predict_records(run, paths, progress=False)
+    expected = records_metrics(run, [(p.name, r) for p, r in done.items()])
+    assert table.loc[0, "accuracy"] == expected["accuracy"]
+    assert table.loc[0, "same class as clean"] == 1.0
+    assert (table.loc[table["SNR dB"] == 80.0, "same class as clean"] == 1.0).all()
+    assert table.loc[1:, "same class as clean"].between(0, 1).all()
+    noise.plot(table, tmp_path / "noise.png", "title")
+    assert (tmp_path / "noise.png").read_bytes()[:4] == b"\x89PNG"
+    found = noise.measure(run, paths, ["motion"], [24.0], detector=True)
+    assert {"beats found", "detections +P"} <= set(found.columns)
+    assert "same class as clean" not in found

@@ -8,7 +8,7 @@ gross over beats (AAMI EC57) and per record (Se / +P of S and V, where the recor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from beatlab.training.runs import (
     write_json,
 )
 from beatlab.training.trainer import Tensors, predict_proba
+
+if TYPE_CHECKING:
+    from beatlab.deploy.predict import Predictions
 
 
 def trained_on(config: TrainConfig, db: str) -> bool:
@@ -161,7 +164,6 @@ def evaluate_records(
     neither, as in EC57 (`in_vf` says how many detections). `jobs` processes read records side
     by side (`predict_records`)."""
     from beatlab.deploy.predict import (
-        UNMATCHED,
         check_annotator,
         notes_by_recording,
         predict_records,
@@ -187,6 +189,26 @@ def evaluate_records(
     without = sorted(set(names) - set(annotated))
     if without:
         notes.append(f"left out {len(without)} records without .{annotator}: {', '.join(without)}")
+    metrics = records_metrics(run, parts, detector)
+    metrics["database"] = f"the records of {folder}" + (
+        ", beats by the QRS detector" if detector else ""
+    )
+    metrics["records"] = len(parts)
+    metrics["leads"] = {name: r.lead for name, r in parts}
+    if notes:
+        metrics["note"] = "; ".join(notes)
+    store(run_dir, f"records:{folder.resolve()}", metrics)
+    return metrics
+
+
+def records_metrics(
+    run: Run, parts: list[tuple[str, Predictions]], detector: bool = False
+) -> dict[str, Any]:
+    """Gross metrics of the recordings' predictions `parts` (name, `predict_record`'s result)
+    over their annotated beats, and per record; with `detector`, how the detections met the
+    annotated beats ("detection", as `evaluate_records` describes)."""
+    from beatlab.deploy.predict import UNMATCHED
+
     known = np.concatenate([r.known for _, r in parts])
     y = np.concatenate([r.reference for _, r in parts])[known]
     proba = np.concatenate([r.proba for _, r in parts])[known]
@@ -214,13 +236,5 @@ def evaluate_records(
                 for i, c in enumerate(run.classes)
             },
         }
-    metrics["database"] = f"the records of {folder}" + (
-        ", beats by the QRS detector" if detector else ""
-    )
-    metrics["records"] = len(parts)
-    metrics["leads"] = {name: r.lead for name, r in parts}
-    if notes:
-        metrics["note"] = "; ".join(notes)
     metrics["per_record"] = per_record(records, y, proba.argmax(axis=1), run.classes)
-    store(run_dir, f"records:{folder.resolve()}", metrics)
     return metrics
