@@ -24,11 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import wfdb
+from noise import KINDS, qrs_power  # beside this script
+from noise import noise as drawn_noise
 
 from beatlab.data.build import read_annotation_marks, within
 from beatlab.data.databases import find_lead, get_database
 from beatlab.data.dataset import resolve_data_dir
 from beatlab.deploy.predict import (
+    DETECTOR_LOWPASS_HZ,
     MATCH_WINDOW_S,
     UNMATCHED,
     detect_beats,
@@ -57,14 +60,23 @@ def record_errors(
     seconds: float | None,
     excerpts: int,
     seed: int,
+    noise: tuple[str, float] | None = None,
+    lowpass_hz: float | None = DETECTOR_LOWPASS_HZ,
 ) -> dict[tuple[float, str], np.ndarray]:
     """`errors` of each way at each gain on one record's first lead of `leads` (else its first):
-    the whole record, or `excerpts` random excerpts of `seconds`."""
+    the whole record, or `excerpts` random excerpts of `seconds`; with `noise` (kind, SNR in dB)
+    added to the lead first, drawn as `benchmarks/noise.py` draws it; beatlab's way reading the
+    lead low-passed at `lowpass_hz`."""
     header = wfdb.rdheader(str(base))
     lead = find_lead(leads, header.sig_name) or header.sig_name[0]
     rec = wfdb.rdrecord(str(base), channels=[header.sig_name.index(lead)])
     signal, units, fs = rec.p_signal[:, 0], rec.units[0], float(rec.fs)
     beats, _, _, vf = read_annotation_marks(base, length=len(signal))
+    if noise is not None:
+        kind, snr = noise
+        draws = np.random.default_rng([seed, *base.name.encode(), *kind.encode()])
+        scale = np.sqrt(qrs_power(signal, beats, fs) / 10 ** (snr / 10))
+        signal = signal + scale * drawn_noise(kind, len(signal), fs, draws)
     beats = beats[~within(beats, vf)]
     n = len(signal) if seconds is None else round(seconds * fs)
     rng = np.random.default_rng([seed, int(base.name) if base.name.isdigit() else 0])
@@ -76,9 +88,10 @@ def record_errors(
             lead_signal = gain * signal[start : start + n]
             for way in WAYS:
                 if way == "beatlab":
-                    detected = detect_beats(detector_signal(lead_signal, fs, units)[0], fs)
+                    mv = detector_signal(lead_signal, fs, units)[0]
+                    detected = detect_beats(mv, fs, lowpass_hz=lowpass_hz)
                 else:
-                    detected = detect_beats(lead_signal, fs, pad_s=0.0)
+                    detected = detect_beats(lead_signal, fs, pad_s=0.0, lowpass_hz=None)
                 detected = detected[~within(detected + start, vf)]
                 counts[gain, way] += errors(detected, inside, MATCH_WINDOW_S * fs)
     return counts
@@ -94,6 +107,9 @@ def main() -> None:
     parser.add_argument("--db", default="mitdb")
     parser.add_argument("--records", nargs="+", default=None, help="default: DS1's (mitdb)")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--noise", choices=list(KINDS), default=None, help="noise.py's kinds")
+    parser.add_argument("--snr", type=float, default=12.0, help="with --noise, in dB")
+    parser.add_argument("--lowpass", type=float, default=DETECTOR_LOWPASS_HZ, help="Hz")
     args = parser.parse_args()
     spec = get_database(args.db)
     folder = resolve_data_dir(args.data_dir) / spec.name
@@ -115,7 +131,15 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         jobs = {
             pool.submit(
-                record_errors, b, spec.leads, args.gains, args.seconds, args.excerpts, args.seed
+                record_errors,
+                b,
+                spec.leads,
+                args.gains,
+                args.seconds,
+                args.excerpts,
+                args.seed,
+                None if args.noise is None else (args.noise, args.snr),
+                args.lowpass,
             ): b.name
             for b in bases
         }
@@ -128,6 +152,10 @@ def main() -> None:
         if args.seconds is None
         else f"{args.excerpts} excerpts of {args.seconds:g} s of each"
     )
+    if args.noise is not None:
+        what += f", {args.noise} noise at {args.snr:g} dB"
+    if args.lowpass is not None:
+        what += f", beatlab's GQRS reading the lead low-passed at {args.lowpass:g} Hz"
     print(f"\n{len(records)} records of {spec.name}, {what}; FN missed beats, FP false detections")
     print(f"{'gain':>6}  " + "  ".join(f"{way:>30}" for way in WAYS) + "  errors, beatlab / as is")
     for gain in args.gains:

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import wfdb
+from scipy.signal import butter, sosfiltfilt
 from wfdb import processing
 from wfdb.processing.qrs import GQRS
 
@@ -86,6 +87,9 @@ DETECTOR_SWING_MV = (1.1, 3.0)
 """GQRS finds beats best where a second of the lead spans this much, peak to peak, in mV (DS1's
 records span 1.2-4.0 on MLII): it misses beats below and takes T waves for beats above. A lead
 outside is scaled to the nearer end (`benchmarks/detector.py` measures it)."""
+DETECTOR_LOWPASS_HZ: float | None = None
+"""Where the lead GQRS reads is low-passed (None: not at all); the R peak is still placed on the
+lead itself (docs/new_patients.md, thirty-second session)."""
 
 
 @dataclass
@@ -286,8 +290,20 @@ def gqrs(signal: np.ndarray, fs: float, progress: Progress | None = None) -> np.
     return np.asarray(found, dtype=np.int64)
 
 
+def lowpassed(signal: np.ndarray, fs: float, cutoff_hz: float | None) -> np.ndarray:
+    """`signal` through a 2nd-order Butterworth low-pass at `cutoff_hz`, forward and backward
+    (no delay); as it is where there is no cut-off or the rate is too low for it."""
+    if cutoff_hz is None or cutoff_hz >= 0.45 * fs or len(signal) < 16:
+        return signal
+    return np.asarray(sosfiltfilt(butter(2, cutoff_hz, fs=fs, output="sos"), signal))
+
+
 def detect_beats(
-    signal: np.ndarray, fs: float, pad_s: float = PAD_S, progress: Progress | None = None
+    signal: np.ndarray,
+    fs: float,
+    pad_s: float = PAD_S,
+    progress: Progress | None = None,
+    lowpass_hz: float | None = DETECTOR_LOWPASS_HZ,
 ) -> np.ndarray:
     """R peaks by GQRS, each moved to the largest deflection from the local baseline nearby:
     that is where MIT-BIH's annotators put the peak, for upright and inverted (often ectopic)
@@ -296,17 +312,19 @@ def detect_beats(
     for what follows a beat), which in a 10-second recording is a beat in ten. So it runs again
     on the first and last `_EDGE_S` of the lead, held at its first value for `pad_s` before and
     mirrored for `pad_s` after, and the beats it finds there beyond the whole lead's first and
-    last are added (padding the whole lead instead changes GQRS's course through it).
-    `progress` is told how far GQRS has read the whole lead."""
+    last are added (padding the whole lead instead changes GQRS's course through it). GQRS reads
+    the lead low-passed at `lowpass_hz` (`lowpassed`). `progress` is told how far GQRS has read
+    the whole lead."""
     signal = np.asarray(signal, dtype=np.float64)
     if len(signal) == 0:
         return np.zeros(0, dtype=np.int64)
-    found = gqrs(signal, fs, progress)
+    read = lowpassed(signal, fs, lowpass_hz)
+    found = gqrs(read, fs, progress)
     if pad_s > 0 and len(signal) > 1:
         k = min(round(_EDGE_S * fs), len(signal))
         n = min(round(pad_s * fs), k - 1)
-        head = gqrs(np.r_[np.full(n, signal[0]), signal[:k]], fs) - n
-        tail = gqrs(np.r_[signal[-k:], signal[-2 : -n - 2 : -1]], fs)
+        head = gqrs(np.r_[np.full(n, read[0]), read[:k]], fs) - n
+        tail = gqrs(np.r_[read[-k:], read[-2 : -n - 2 : -1]], fs)
         tail = tail + len(signal) - k
         gap = round(_MIN_RR_S * fs)
         first, last = (found[0], found[-1]) if len(found) else (len(signal) + gap, -gap - 1)
