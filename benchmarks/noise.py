@@ -163,7 +163,8 @@ def measure(
 def plot(table: pd.DataFrame, path: Path, title: str) -> None:
     """One panel per kind of noise: each figure against the SNR, the clean reading dashed."""
     kinds = [k for k in table["noise"].unique() if k != "none"]
-    figures = [c for c in ("accuracy", "S Se", "S +P", "V Se", "V +P") if c in table]
+    shown = ("accuracy", "S Se", "S +P", "V Se", "V +P", "detections +P")
+    figures = [c for c in shown if c in table]
     clean = table[table["noise"] == "none"].iloc[0]
     fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 3.6), sharey=True)
     for ax, kind in zip(np.atleast_1d(axes), kinds, strict=True):
