@@ -206,11 +206,15 @@ def main() -> None:
         names = [n for n in record_names(folder) if (folder / f"{n}.atr").exists()]
         if not names:
             raise BeatlabError("no record here has a .atr annotation file", folder)
+        if len({Path(n).name for n in names}) < len(names):  # the copies lie side by side
+            raise BeatlabError("two records here share a name in different folders", folder)
+    elif args.db == "mitdb":
+        if run.config.split != "inter":
+            raise BeatlabError("DS2 is a new-patients test only for a run trained on DS1", run.path)
+        folder, names = resolve_data_dir(args.data_dir) / "mitdb", list(MITDB.splits["inter"].test)
     else:
         folder = resolve_data_dir(args.data_dir) / args.db
-        names = list(MITDB.splits["inter"].test) if args.db == "mitdb" else record_names(folder)
-    if args.db == "mitdb" and args.records is None and run.config.split != "inter":
-        raise BeatlabError("DS2 is a new-patients test only for a run trained on DS1", run.path)
+        names = record_names(folder)
     table = measure(
         run,
         [folder / name for name in names],
