@@ -5,9 +5,13 @@ against its annotations beside the clean reading.
     python benchmarks/noise.py --run runs/new_patients [--db mitdb | --db svdb | --records DIR]
         [--kinds muscle motion wander] [--snr 24 12 6 0] [--detector] [--jobs 2] [--seed 0]
         [--data-dir DATA_DIR] [--out reports/noise]
+    python benchmarks/noise.py --cv a_s0 a_s1 a_s2 t3_gbt_l1 t3_gbt_l2 \
+        --decision-weights 1,4,1,1,1 [--cv-dir reports/cv] ...
 
 `--db mitdb` reads DS2's 22 records (patients a DS1 model never saw), `--db svdb` every SVDB
-record, `--records DIR` the annotated records of a folder. The noise is synthetic, Gaussian,
+record, `--records DIR` the annotated records of a folder; `--cv TAG ...` DS1's records, each
+fold's held-out patients read by that fold's ensemble of the tags' `patient_cv.py` runs (with the
+AF gate, as `make demo`'s ensemble), where a choice may be made. The noise is synthetic, Gaussian,
 drawn per record, lead and kind from `--seed` and only scaled between SNRs, so each level adds
 more of the same noise:
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,27 +116,55 @@ def noisy_copy(base: Path, out: Path, kind: str, snr: float, seed: int) -> Path:
     return out / base.name
 
 
-def scored(
-    run: Run, done: dict[Path, Predictions], clean: dict[Path, Predictions] | None, detector: bool
-) -> dict[str, Any]:
-    """One row of the table: the pooled figures of `done`, and (at the annotated beats) the
-    share of beats given the class `clean`'s reading of the same record gave them."""
-    parts = [(path.name, result) for path, result in done.items()]
-    metrics = records_metrics(run, parts, detector)
-    per_class = metrics["per_class"]
-    row: dict[str, Any] = {"accuracy": metrics["accuracy"], "N Se": per_class["N"]["Se"]}
-    for name in ("S", "V"):
-        row[f"{name} Se"], row[f"{name} +P"] = per_class[name]["Se"], per_class[name]["+P"]
-    if detector:
-        row["beats found"] = metrics["detection"]["Se"]
-        row["detections +P"] = metrics["detection"]["+P"]
-    elif clean is not None:
-        same = [
-            (result.predicted == before.predicted)
-            for result, before in zip(done.values(), clean.values(), strict=True)
-        ]
-        row["same class as clean"] = float(np.concatenate(same).mean())
-    return row
+Readings = dict[tuple[str, float | None], dict[Path, Predictions]]
+"""Each reading's predictions, by (kind, SNR) and the original record's path; ("none", None) is
+the clean one."""
+
+
+def readings(
+    run: Run,
+    paths: list[Path],
+    kinds: list[str],
+    snrs: list[float],
+    *,
+    detector: bool = False,
+    seed: int = 0,
+    jobs: int = 1,
+) -> Readings:
+    """The clean reading of `paths`, then each kind of noise at each SNR, through `predict`'s
+    path (`jobs` processes, for a run on disk)."""
+    options: dict[str, Any] = {"detector": detector, "jobs": jobs, "keep_going": False}
+    got: Readings = {("none", None): predict_records(run, paths, **options)[0]}
+    for kind in kinds:
+        for snr in snrs:
+            with tempfile.TemporaryDirectory(prefix="beatlab-noise-") as tmp:
+                copies = [noisy_copy(p, Path(tmp), kind, snr, seed) for p in paths]
+                done, _ = predict_records(run, copies, **options)
+            got[kind, snr] = {path: done[copy] for path, copy in zip(paths, copies, strict=True)}
+            print(f"{kind} at {snr:g} dB read", flush=True)
+    return got
+
+
+def scored(run: Run, got: Readings, detector: bool) -> pd.DataFrame:
+    """The table: a row per reading, its figures pooled over the records, and (at the annotated
+    beats) the share of beats given the class the clean reading gave them."""
+    clean = got["none", None]
+    rows = []
+    for (kind, snr), done in got.items():
+        metrics = records_metrics(run, [(p.name, r) for p, r in done.items()], detector)
+        per_class = metrics["per_class"]
+        row: dict[str, Any] = {"noise": kind, "SNR dB": snr, "accuracy": metrics["accuracy"]}
+        row["N Se"] = per_class["N"]["Se"]
+        for name in ("S", "V"):
+            row[f"{name} Se"], row[f"{name} +P"] = per_class[name]["Se"], per_class[name]["+P"]
+        if detector:
+            row["beats found"] = metrics["detection"]["Se"]
+            row["detections +P"] = metrics["detection"]["+P"]
+        else:
+            same = [r.predicted == clean[p].predicted for p, r in done.items()]
+            row["same class as clean"] = float(np.concatenate(same).mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def measure(
@@ -144,20 +177,25 @@ def measure(
     seed: int = 0,
     jobs: int = 1,
 ) -> pd.DataFrame:
-    """The table: the clean reading of `paths`, then each kind of noise at each SNR."""
-    options: dict[str, Any] = {"detector": detector, "jobs": jobs, "keep_going": False}
-    clean, _ = predict_records(run, paths, **options)
-    rows = [{"noise": "none", "SNR dB": None, **scored(run, clean, None, detector)}]
-    if not detector:
-        rows[0]["same class as clean"] = 1.0
-    for kind in kinds:
-        for snr in snrs:
-            with tempfile.TemporaryDirectory(prefix="beatlab-noise-") as tmp:
-                copies = [noisy_copy(p, Path(tmp), kind, snr, seed) for p in paths]
-                done, _ = predict_records(run, copies, **options)
-                rows.append({"noise": kind, "SNR dB": snr, **scored(run, done, clean, detector)})
-            print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
-    return pd.DataFrame(rows)
+    """`scored` of `readings`: the table of one run on `paths`."""
+    got = readings(run, paths, kinds, snrs, detector=detector, seed=seed, jobs=jobs)
+    return scored(run, got, detector)
+
+
+def cross_validated(
+    out: Path, tags: list[str], weights: list[float], mitdb: Path, **options: Any
+) -> tuple[Run, Readings]:
+    """`readings` of DS1's records, each fold's by that fold's ensemble of `tags`' runs
+    (`patient_cv.py`, deciding with `weights`, the AF gate on as `make demo`'s ensemble has it),
+    which never saw them: DS1's held-out patients in noise, where a choice may be made."""
+    from patient_cv import fold_ensembles  # beside this script
+
+    got: Readings = {}
+    for _, records, run in fold_ensembles(out, tags, weights):
+        run = replace(run, config=run.config.updated({"af_gate": True}))
+        for key, done in readings(run, [mitdb / r for r in records], **options).items():
+            got.setdefault(key, {}).update(done)
+    return run, got
 
 
 def plot(table: pd.DataFrame, path: Path, title: str) -> None:
@@ -188,7 +226,11 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", type=Path, required=True)
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--run", type=Path, default=None)
+    model.add_argument("--cv", nargs="+", default=None, help="patient_cv.py tags, on DS1")
+    parser.add_argument("--cv-dir", type=Path, default=Path("reports/cv"))
+    parser.add_argument("--decision-weights", default="", help="with --cv: one weight a class")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--db", choices=("mitdb", "svdb"), default="mitdb")
     where.add_argument("--records", type=Path, default=None)
@@ -200,32 +242,36 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("reports/noise"))
     args = parser.parse_args()
-    run = aami_run(args.run)
-    if args.records is not None:
-        folder = args.records
-        names = [n for n in record_names(folder) if (folder / f"{n}.atr").exists()]
-        if not names:
-            raise BeatlabError("no record here has a .atr annotation file", folder)
-        if len({Path(n).name for n in names}) < len(names):  # the copies lie side by side
-            raise BeatlabError("two records here share a name in different folders", folder)
-    elif args.db == "mitdb":
-        if run.config.split != "inter":
-            raise BeatlabError("DS2 is a new-patients test only for a run trained on DS1", run.path)
-        folder, names = resolve_data_dir(args.data_dir) / "mitdb", list(MITDB.splits["inter"].test)
+    options = {"detector": args.detector, "seed": args.seed}
+    if args.cv is not None:
+        weights = [float(w) for w in args.decision_weights.split(",") if w.strip()]
+        mitdb = resolve_data_dir(args.data_dir) / "mitdb"
+        run, got = cross_validated(args.cv_dir, args.cv, weights, mitdb, **options)
+        title = f"{' '.join(args.cv)} on DS1's held-out patients"
     else:
-        folder = resolve_data_dir(args.data_dir) / args.db
-        names = record_names(folder)
-    table = measure(
-        run,
-        [folder / name for name in names],
-        args.kinds,
-        args.snr,
-        detector=args.detector,
-        seed=args.seed,
-        jobs=args.jobs,
-    )
-    way = "the QRS detector's beats" if args.detector else "the annotated beats"
-    title = f"{run.path.name} on {len(names)} records of {folder}, {way}"
+        run = aami_run(args.run)
+        if args.records is not None:
+            folder = args.records
+            names = [n for n in record_names(folder) if (folder / f"{n}.atr").exists()]
+            if not names:
+                raise BeatlabError("no record here has a .atr annotation file", folder)
+            if len({Path(n).name for n in names}) < len(names):  # the copies lie side by side
+                raise BeatlabError("two records here share a name in different folders", folder)
+        elif args.db == "mitdb":
+            if run.config.split != "inter":
+                raise BeatlabError(
+                    "DS2 is a new-patients test only for a run trained on DS1", run.path
+                )
+            folder = resolve_data_dir(args.data_dir) / "mitdb"
+            names = list(MITDB.splits["inter"].test)
+        else:
+            folder = resolve_data_dir(args.data_dir) / args.db
+            names = record_names(folder)
+        paths = [folder / name for name in names]
+        got = readings(run, paths, args.kinds, args.snr, jobs=args.jobs, **options)
+        title = f"{run.path.name} on {len(names)} records of {folder}"
+    table = scored(run, got, args.detector)
+    title += ", the QRS detector's beats" if args.detector else ", the annotated beats"
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "noise-detector" if args.detector else "noise"
     with atomic_path(args.out / f"{stem}.csv") as tmp:

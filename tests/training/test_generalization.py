@@ -60,6 +60,28 @@ def test_augmentation_is_seeded_and_bounded() -> None:
     assert torch.allclose(inner, inner[:, :1].expand_as(inner), atol=1e-4)
 
 
+def test_motion_noise_lies_in_its_band_and_leaves_the_other_draws_as_they_were() -> None:
+    """`augment_motion`: noise of 1-10 Hz at the layout's rate, RMS U(0, a) per beat, seeded; a
+    config without it draws exactly as before (it is drawn last)."""
+    x = torch.zeros(256, 187)
+    config = TrainConfig().updated({"augment_motion": 0.2, "layout": "deviation_aligned"})
+    a = augment(x, config, torch.Generator().manual_seed(3))
+    assert torch.equal(a, augment(x, config, torch.Generator().manual_seed(3)))
+    rms = a.pow(2).mean(dim=1).sqrt()
+    assert rms.max() <= 0.2 + 1e-5 and rms.min() < 0.05 and rms.std() > 0.03
+    spectrum = torch.fft.rfft(a, dim=1).abs().pow(2).sum(dim=0)
+    freq = torch.fft.rfftfreq(187, 1 / 250)
+    inside = (freq >= 1.0) & (freq <= 10.0)
+    assert spectrum[~inside].sum() < 1e-6 * spectrum.sum() and inside.sum() == 7
+    ramp = torch.linspace(0, 1, 187).repeat(256, 1)
+    others = TrainConfig().updated({**AUGMENT, "layout": "deviation_aligned"})
+    plain = augment(ramp, others, torch.Generator().manual_seed(4))
+    both = others.updated({"augment_motion": 0.2})
+    added = augment(ramp, both, torch.Generator().manual_seed(4)) - plain  # the motion noise alone
+    spectrum = torch.fft.rfft(added, dim=1).abs().pow(2).sum(dim=0)
+    assert added.abs().max() > 0.01 and spectrum[~inside].sum() < 1e-6 * spectrum.sum()
+
+
 def test_jitter_at_the_peak_moves_the_beat_off_its_records_median() -> None:
     """`augment_jitter_at = "peak"` moves a deviation layout's beat with its record's median beat
     added back, as a misplaced R peak moves it: the cut itself moves, and the median stays. The

@@ -1,7 +1,8 @@
 """Beat augmentation on the fly, per batch, so a model cannot memorise the few patients it sees.
 
-Six perturbations a new recording brings anyway: a different amplitude (electrode placement,
-gain), baseline wander (breathing, movement), noise (muscle, electrode), an R peak a few samples
+Seven perturbations a new recording brings anyway: a different amplitude (electrode placement,
+gain), baseline wander (breathing, movement), noise (muscle, electrode) and noise in the band of
+electrode motion, an R peak a few samples
 off (what a QRS detector gives instead of an annotator's mark), waves a little wider or
 narrower (another patient's QRS and QT durations), and R-R intervals read between such
 misplaced peaks. All draws come from the
@@ -55,7 +56,8 @@ def augment(
     samples either way (edge samples repeated), of the beat with its record's `median` beat
     added back and taken away again where `augment_jitter_at` is "peak" (a deviation layout's beat,
     as a misplaced R peak moves it); the time axis stretched about the R peak of the config's
-    layout by U(1 - stretch, 1 + stretch) (linear interpolation, edges repeated)."""
+    layout by U(1 - stretch, 1 + stretch) (linear interpolation, edges repeated); noise in the
+    band of electrode motion (`motion_noise`) of RMS U(0, motion)."""
     if not is_on(config):
         return x
     n, length = x.shape
@@ -88,7 +90,24 @@ def augment(
         x = x + amplitude * torch.sin(2 * math.pi * cycles * t + phase)
     if config.augment_noise:
         x = x + config.augment_noise * torch.randn(x.shape, generator=generator)
+    if config.augment_motion:
+        band = motion_noise(n, length, get_layout(config.layout).fs, generator)
+        x = x + config.augment_motion * uniform(n, 1) * band
     return x
+
+
+MOTION_HZ = (1.0, 10.0)
+"""The band of `augment_motion`'s noise: electrode motion's, as benchmarks/noise.py draws it."""
+
+
+def motion_noise(n: int, length: int, fs: float, generator: torch.Generator) -> Tensor:
+    """(n, length) Gaussian noise band-limited to `MOTION_HZ` at `fs` (its spectrum cut), each
+    row scaled to a mean square of 1."""
+    spectrum = torch.fft.rfft(torch.randn(n, length, generator=generator), dim=1)
+    freq = torch.fft.rfftfreq(length, 1 / fs)
+    spectrum[:, (freq < MOTION_HZ[0]) | (freq > MOTION_HZ[1])] = 0
+    band = torch.fft.irfft(spectrum, n=length, dim=1)
+    return band / band.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
 
 
 def augment_rr(rr: Tensor, config: TrainConfig, generator: torch.Generator) -> Tensor:

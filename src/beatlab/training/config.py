@@ -56,6 +56,7 @@ AUGMENT_FIELDS = (
     "augment_jitter",
     "augment_stretch",
     "augment_rr_jitter",
+    "augment_motion",
 )
 """The settings of augmentation on the fly (training/augment.py); all 0: off."""
 OPTIMIZERS = ("adam", "adamw")
@@ -92,6 +93,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "augment_stretch": (lambda v: 0 <= v < 0.5, "a number from 0 up to (not including) 0.5"),
     "augment_copies": (lambda v: 0 <= v <= 20, "a whole number of copies from 0 to 20"),
     "augment_rr_jitter": (lambda v: 0 <= v < 0.25, "a number from 0 up to (not including) 0.25"),
+    "augment_motion": (lambda v: _finite(v) and v >= 0, "a number of at least 0 (0: off)"),
 }
 """Range of each numeric setting; checked wherever a value enters a config, so a bad one fails
 with one line before any data is read."""
@@ -201,6 +203,10 @@ class TrainConfig:
     """How far each R peak may move, as a share of the local R-R (U(-a, a) per peak, drawn
     apart from `augment_jitter`): the previous and next R-R over the local change as a
     detector's misplaced peaks change them. For layouts whose R-R is relative (centred)."""
+    augment_motion: float = 0.0
+    """Noise in the band of electrode motion (1-10 Hz, over the P and T waves and into the QRS,
+    which the layouts' filters keep), its RMS U(0, motion) per beat in beat units (a deviation
+    layout's median QRS spans 1)."""
     augment_copies: int = 0
     """Tree models only: fit on the beats plus this many copies perturbed by the augment_*
     settings (drawn once from `seed`); trees fit one fixed table, where networks draw new
