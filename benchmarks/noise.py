@@ -246,7 +246,10 @@ def main() -> None:
     if args.cv is not None:
         weights = [float(w) for w in args.decision_weights.split(",") if w.strip()]
         mitdb = resolve_data_dir(args.data_dir) / "mitdb"
-        run, got = cross_validated(args.cv_dir, args.cv, weights, mitdb, **options)
+        kinds, snrs = args.kinds, args.snr
+        run, got = cross_validated(
+            args.cv_dir, args.cv, weights, mitdb, kinds=kinds, snrs=snrs, **options
+        )
         title = f"{' '.join(args.cv)} on DS1's held-out patients"
     else:
         run = aami_run(args.run)
